@@ -1,0 +1,1 @@
+//! Support shared by the examples, cross-process tests and benchmarks of disruptor-mp (not published).
