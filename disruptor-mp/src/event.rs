@@ -80,7 +80,10 @@ mod tests {
     #[test]
     fn option_nonzero_is_the_size_of_its_integer() {
         assert_eq!(<Option<NonZeroU32>>::LAYOUT.size, 4);
-        assert_eq!(<Option<NonZeroU32>>::LAYOUT.display_name(), "Option<NonZeroU32>");
+        assert_eq!(
+            <Option<NonZeroU32>>::LAYOUT.display_name(),
+            "Option<NonZeroU32>"
+        );
     }
 
     #[test]

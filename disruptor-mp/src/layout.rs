@@ -305,10 +305,7 @@ mod tests {
 
     #[test]
     fn array_fingerprint_depends_on_length_and_element() {
-        assert_ne!(
-            <[u8; 4]>::LAYOUT.fingerprint,
-            <[u8; 5]>::LAYOUT.fingerprint
-        );
+        assert_ne!(<[u8; 4]>::LAYOUT.fingerprint, <[u8; 5]>::LAYOUT.fingerprint);
         assert_ne!(
             <[u32; 2]>::LAYOUT.fingerprint,
             <[f32; 2]>::LAYOUT.fingerprint

@@ -1,0 +1,313 @@
+//! The consumer endpoint: [`attach_shared_consumer`], [`SharedConsumerBuilder`], [`SharedConsumer`] and
+//! [`EventLease`].
+
+use crate::error::{AttachError, ConsumeError};
+use crate::event::RingEvent;
+use crate::name::normalize_segment_name;
+use crate::registry;
+use crate::ring::ConsumerRing;
+use crate::segment::Segment;
+use crate::wait::{WaitStrategy, Waiter};
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::time::Duration;
+
+/// Starts building a consumer of the ring named `name`, whose events must be of type `E`.
+///
+/// The attach checks `E` against the event type the producer recorded in the segment (name, size,
+/// alignment, layout fingerprint) and refuses a mismatch with an error naming the first differing field.
+/// The capacity comes from the segment.
+///
+/// ```
+/// use disruptor_mp::{attach_shared_consumer, build_shared_single_producer, RingEvent};
+/// use std::time::Duration;
+///
+/// #[derive(RingEvent, Clone, Copy, Default, Debug, PartialEq)]
+/// #[repr(C)]
+/// struct Tick {
+///     price: f64,
+///     qty: u64,
+/// }
+///
+/// # let name = format!("doc-consumer-{}", std::process::id());
+/// // Normally the producer and the consumer are different processes.
+/// let mut producer = build_shared_single_producer::<Tick>(&name, 1024).build_producer()?;
+/// let mut consumer = attach_shared_consumer::<Tick>(&name)
+///     .with_consumer_id("risk")
+///     .with_attach_timeout(Duration::from_secs(5))
+///     .build_consumer()?;
+///
+/// producer.publish(Tick { price: 101.5, qty: 7 })?;
+/// while let Some(tick) = consumer.try_consume_next_leased()? {
+///     assert_eq!(tick.sequence(), 0);
+///     assert_eq!(tick.qty, 7);
+/// } // each lease commits when it drops
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn attach_shared_consumer<E: RingEvent>(name: &str) -> SharedConsumerBuilder<E> {
+    SharedConsumerBuilder {
+        name: name.to_string(),
+        consumer_id: String::new(),
+        attach_timeout: Duration::ZERO,
+        wait_strategy: WaitStrategy::default(),
+        _event: PhantomData,
+    }
+}
+
+/// Configures a consumer before attaching; see [`attach_shared_consumer`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until build_consumer() is called"]
+pub struct SharedConsumerBuilder<E> {
+    name: String,
+    consumer_id: String,
+    attach_timeout: Duration,
+    wait_strategy: WaitStrategy,
+    _event: PhantomData<fn() -> E>,
+}
+
+impl<E: RingEvent> SharedConsumerBuilder<E> {
+    /// Names this consumer in the segment's consumer table (at most 48 bytes), for inspection and
+    /// diagnostics. Default: empty.
+    pub fn with_consumer_id(mut self, id: &str) -> Self {
+        self.consumer_id = id.to_string();
+        self
+    }
+
+    /// How long [`build_consumer`](Self::build_consumer) waits for the segment to exist and become ready
+    /// (default zero: one attempt). Set it when the consumer may start before the producer.
+    pub fn with_attach_timeout(mut self, timeout: Duration) -> Self {
+        self.attach_timeout = timeout;
+        self
+    }
+
+    /// Sets how blocking reads wait for events (default [`WaitStrategy::SpinThenYield`]).
+    pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Self {
+        self.wait_strategy = strategy;
+        self
+    }
+
+    /// Attaches: opens and validates the segment, checks the event type, claims a consumer slot and joins
+    /// the producer. The first event this consumer reads is the first one published after it joined, and
+    /// from then on it gates the producer, so it misses none.
+    pub fn build_consumer(self) -> Result<SharedConsumer<E>, AttachError> {
+        let name = normalize_segment_name(&self.name)?;
+        registry::validate_consumer_id(&self.consumer_id)?;
+        let segment = Segment::attach(&name, &E::LAYOUT, self.attach_timeout)?;
+        let slot_index = registry::claim_slot(&segment, &self.consumer_id)?;
+        Ok(SharedConsumer {
+            ring: ConsumerRing::join(segment, slot_index),
+            wait_strategy: self.wait_strategy,
+            consumer_id: self.consumer_id,
+        })
+    }
+}
+
+/// A consumer of a shared-memory ring: reads every event the producer publishes after it joined, in
+/// order, in place. Dropping it frees its consumer slot, and the producer stops waiting for it.
+#[derive(Debug)]
+pub struct SharedConsumer<E: RingEvent> {
+    ring: ConsumerRing<E>,
+    wait_strategy: WaitStrategy,
+    consumer_id: String,
+}
+
+/// An event read in place from the ring. Derefs to `&E`; when it drops, the event counts as consumed and
+/// the producer may reuse its slot. (Forgetting a lease with `mem::forget` leaves the event unconsumed: the
+/// next read returns it again.)
+#[derive(Debug)]
+#[must_use = "an unused lease consumes the event when dropped"]
+pub struct EventLease<'a, E: RingEvent> {
+    ring: &'a mut ConsumerRing<E>,
+    sequence: u64,
+}
+
+impl<E: RingEvent> EventLease<'_, E> {
+    /// The event's sequence number: 0 for the first event the producer published.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+}
+
+impl<E: RingEvent> Deref for EventLease<'_, E> {
+    type Target = E;
+
+    #[inline]
+    fn deref(&self) -> &E {
+        self.ring.event(self.sequence)
+    }
+}
+
+impl<E: RingEvent> Drop for EventLease<'_, E> {
+    #[inline]
+    fn drop(&mut self) {
+        self.ring.commit(1);
+    }
+}
+
+impl<E: RingEvent> SharedConsumer<E> {
+    /// The next event, read in place, if one is available now. `Ok(None)`: none yet.
+    /// [`ConsumeError::Closed`]: the producer closed the ring and every event has been read.
+    #[inline]
+    pub fn try_consume_next_leased(&mut self) -> Result<Option<EventLease<'_, E>>, ConsumeError> {
+        if self.ring.poll() == 0 {
+            return self.empty().map(|()| None);
+        }
+        Ok(Some(self.lease()))
+    }
+
+    /// The next event, read in place, waiting at most `timeout` for one.
+    pub fn consume_next_leased_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<EventLease<'_, E>, ConsumeError> {
+        self.wait_for_events(timeout)?;
+        Ok(self.lease())
+    }
+
+    /// A copy of the next event and its sequence, if one is available now.
+    #[inline]
+    pub fn try_consume_next(&mut self) -> Result<Option<(E, u64)>, ConsumeError> {
+        Ok(self
+            .try_consume_next_leased()?
+            .map(|lease| (*lease, lease.sequence())))
+    }
+
+    /// A copy of the next event and its sequence, waiting at most `timeout` for one.
+    pub fn consume_next_timeout(&mut self, timeout: Duration) -> Result<(E, u64), ConsumeError> {
+        let lease = self.consume_next_leased_timeout(timeout)?;
+        Ok((*lease, lease.sequence()))
+    }
+
+    /// Hands up to `max` available events to `handle` as `(event, sequence, end_of_batch)`, in place, then
+    /// commits them all with one cursor store. Returns how many were handled (0: none available now).
+    ///
+    /// ```
+    /// # use disruptor_mp::{attach_shared_consumer, build_shared_single_producer};
+    /// # let name = format!("doc-batch-{}", std::process::id());
+    /// # let mut producer = build_shared_single_producer::<u64>(&name, 64).build_producer()?;
+    /// # let mut consumer = attach_shared_consumer::<u64>(&name).build_consumer()?;
+    /// producer.publish_batch(&[10, 20, 30])?;
+    /// let mut sum = 0;
+    /// let handled = consumer.try_consume_batch(usize::MAX, |event, sequence, end_of_batch| {
+    ///     sum += *event;
+    ///     assert_eq!(end_of_batch, sequence == 2);
+    /// })?;
+    /// assert_eq!((handled, sum), (3, 60));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_consume_batch(
+        &mut self,
+        max: usize,
+        handle: impl FnMut(&E, u64, bool),
+    ) -> Result<usize, ConsumeError> {
+        let available = self.ring.poll();
+        if available == 0 {
+            return self.empty().map(|()| 0);
+        }
+        Ok(self.handle_batch(available, max, handle))
+    }
+
+    /// [`try_consume_batch`](Self::try_consume_batch) that waits at most `timeout` for the first event.
+    pub fn consume_batch_timeout(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        handle: impl FnMut(&E, u64, bool),
+    ) -> Result<usize, ConsumeError> {
+        let available = self.wait_for_events(timeout)?;
+        Ok(self.handle_batch(available, max, handle))
+    }
+
+    #[inline]
+    fn handle_batch(
+        &mut self,
+        available: u64,
+        max: usize,
+        mut handle: impl FnMut(&E, u64, bool),
+    ) -> usize {
+        let count = available.min(max as u64);
+        let first = self.ring.next_sequence();
+        for sequence in first..first + count {
+            handle(
+                self.ring.event(sequence),
+                sequence,
+                sequence + 1 == first + count,
+            );
+        }
+        self.ring.commit(count);
+        count as usize
+    }
+
+    fn lease(&mut self) -> EventLease<'_, E> {
+        let sequence = self.ring.next_sequence();
+        EventLease {
+            ring: &mut self.ring,
+            sequence,
+        }
+    }
+
+    /// The empty-ring outcome: `Closed` once the producer closed and everything was read, else nothing.
+    fn empty(&mut self) -> Result<(), ConsumeError> {
+        if self.ring.is_drained_and_closed() {
+            Err(ConsumeError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Waits until at least one event is readable; returns how many are.
+    fn wait_for_events(&mut self, timeout: Duration) -> Result<u64, ConsumeError> {
+        let mut waiter: Option<Waiter> = None;
+        loop {
+            let available = self.ring.poll();
+            if available > 0 {
+                return Ok(available);
+            }
+            self.empty()?;
+            let waiter =
+                waiter.get_or_insert_with(|| Waiter::new(self.wait_strategy, Some(timeout)));
+            if !waiter.pause() {
+                return match self.ring.poll() {
+                    0 => Err(ConsumeError::Timeout { timeout }),
+                    available => Ok(available),
+                };
+            }
+        }
+    }
+
+    /// Sequence of the next event this consumer will read.
+    pub fn next_sequence(&self) -> u64 {
+        self.ring.next_sequence()
+    }
+
+    /// The ring's capacity in events, as recorded in the segment.
+    pub fn capacity(&self) -> usize {
+        self.ring.segment().geometry().capacity as usize
+    }
+
+    /// The segment name, with its leading slash.
+    pub fn segment_name(&self) -> &str {
+        self.ring.segment().name()
+    }
+
+    /// This consumer's id, as given to [`SharedConsumerBuilder::with_consumer_id`].
+    pub fn consumer_id(&self) -> &str {
+        &self.consumer_id
+    }
+
+    /// This consumer's index in the segment's consumer table.
+    pub fn slot_index(&self) -> usize {
+        self.ring.slot_index()
+    }
+
+    /// The random epoch the producer chose when it created the segment.
+    pub fn epoch(&self) -> u64 {
+        self.ring.segment().epoch()
+    }
+
+    /// Process id of the segment's creator.
+    pub fn producer_pid(&self) -> u32 {
+        self.ring.segment().creator_pid()
+    }
+}

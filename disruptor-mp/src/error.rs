@@ -1,0 +1,319 @@
+//! Error types, one per operation: creating a ring, attaching to one, publishing, consuming.
+//!
+//! Every enum is `#[non_exhaustive]` and carries structured data; each variant's documentation says what
+//! to do about it.
+
+use crate::layout::FieldDifference;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+/// A segment name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty (or only `/`). Pass a name such as `"ticks"`.
+    #[error("segment name is empty")]
+    Empty,
+    /// The name has a `/` after the leading one; POSIX shared-memory names are a single component.
+    #[error("segment name {name:?} contains '/' after the leading slash")]
+    ContainsSlash {
+        /// The name as given.
+        name: String,
+    },
+    /// The name contains a NUL byte.
+    #[error("segment name {name:?} contains a NUL byte")]
+    ContainsNul {
+        /// The name as given.
+        name: String,
+    },
+    /// The name is longer than the platform allows; use
+    /// [`portable_shm_segment_name`](crate::portable_shm_segment_name) to derive a short one.
+    #[error(
+        "segment name {name:?} is {len} bytes with its leading slash; at most {max} are allowed"
+    )]
+    TooLong {
+        /// The name as given.
+        name: String,
+        /// Its length with the leading slash.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Why a ring could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// The segment name was refused.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// The capacity must be a power of two between 1 and [`MAX_CAPACITY`](crate::segment::MAX_CAPACITY),
+    /// and the ring must fit in memory.
+    #[error("capacity {capacity} is invalid: {reason}")]
+    InvalidCapacity {
+        /// The capacity asked for.
+        capacity: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The consumer table must have between 1 and
+    /// [`MAX_CONSUMER_SLOTS`](crate::segment::MAX_CONSUMER_SLOTS) slots.
+    #[error("{slots} consumer slots requested; between 1 and {max} are supported")]
+    InvalidConsumerSlots {
+        /// The number asked for.
+        slots: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// The event type cannot be carried (zero-sized, or aligned to more than a page).
+    #[error("event type `{event}` cannot be carried: {reason}")]
+    UnsupportedEvent {
+        /// The event's stable name.
+        event: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A segment with this name exists already. Another producer may be running; if it crashed, remove the
+    /// stale segment (on Linux, `/dev/shm/<name>`) or choose another name.
+    #[error(
+        "segment {name:?} already exists (another producer, or a stale segment left by a crash)"
+    )]
+    AlreadyExists {
+        /// The segment name.
+        name: String,
+    },
+    /// The operating system refused an operation; `operation` names the call.
+    #[error("segment {name:?}: {operation} failed: {source}")]
+    Os {
+        /// The segment name.
+        name: String,
+        /// The system call or step that failed.
+        operation: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The event type summary printed on either side of a [`TypeMismatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSummary {
+    /// The event type's stable name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its alignment in bytes.
+    pub align: u64,
+    /// Its layout fingerprint.
+    pub fingerprint: u64,
+}
+
+impl fmt::Display for EventSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}  size {} align {} fp {:#018x}",
+            self.name, self.size, self.align, self.fingerprint
+        )
+    }
+}
+
+/// The details of an event type mismatch between this process and a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeMismatch {
+    /// The segment name.
+    pub segment_name: String,
+    /// The event type this process was compiled with.
+    pub here: EventSummary,
+    /// The event type recorded in the segment by its creator.
+    pub segment: EventSummary,
+    /// The first differing leaf field, when the field descriptors differ.
+    pub first_difference: Option<FieldDifference>,
+}
+
+impl fmt::Display for TypeMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "event type mismatch on segment {:?}:", self.segment_name)?;
+        writeln!(f, "  this process : {}", self.here)?;
+        write!(f, "  segment      : {}", self.segment)?;
+        match &self.first_difference {
+            Some(difference) => write!(f, "\n  {difference}"),
+            None => write!(
+                f,
+                "\n  the recorded fields agree; the type names, sizes or nested definitions differ"
+            ),
+        }
+    }
+}
+
+/// Why attaching to a ring failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// The segment name was refused.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// No segment with this name exists (after waiting `waited`). Start the producer first, or give the
+    /// attach a timeout with `with_attach_timeout` so it waits for the producer.
+    #[error("no segment named {name:?} (waited {waited:?})")]
+    NotFound {
+        /// The segment name.
+        name: String,
+        /// How long the attach waited for it to appear.
+        waited: Duration,
+    },
+    /// The segment exists but its creator did not finish initializing it within the attach timeout. The
+    /// creator may have crashed while creating it; raise the timeout or remove the stale segment.
+    #[error("segment {name:?} exists but was not ready within {waited:?}")]
+    NotReady {
+        /// The segment name.
+        name: String,
+        /// How long the attach waited.
+        waited: Duration,
+    },
+    /// The segment does not start with this crate's magic bytes: it is not a disruptor-mp ring.
+    #[error("segment {name:?} is not a disruptor-mp ring (magic bytes {found:02x?})")]
+    BadMagic {
+        /// The segment name.
+        name: String,
+        /// The first eight bytes found.
+        found: [u8; 8],
+    },
+    /// The segment was created by a version of this crate with another segment format. Use the same
+    /// disruptor-mp version on both sides.
+    #[error("segment {name:?} has format version {found}; this build reads version {supported}")]
+    UnsupportedVersion {
+        /// The segment name.
+        name: String,
+        /// The version in the segment.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The segment was created on a platform with another endianness, pointer width or cache-line
+    /// constant; it cannot be shared with this process.
+    #[error("segment {name:?} was created for platform word {found:#018x}; this process is {expected:#018x}")]
+    PlatformMismatch {
+        /// The segment name.
+        name: String,
+        /// The platform word in the segment.
+        found: u64,
+        /// This process's platform word.
+        expected: u64,
+    },
+    /// The segment is shorter than its header says it must be: truncated or corrupted.
+    #[error("segment {name:?} is {len} bytes but its header requires {required}")]
+    Truncated {
+        /// The segment name.
+        name: String,
+        /// The segment's actual length.
+        len: u64,
+        /// The length the header requires.
+        required: u64,
+    },
+    /// The header records an impossible capacity (not a power of two, zero, or too large): corrupted.
+    #[error("segment {name:?} records an impossible capacity {capacity}")]
+    InvalidCapacity {
+        /// The segment name.
+        name: String,
+        /// The recorded capacity.
+        capacity: u64,
+    },
+    /// A header field holds a value this crate never writes: the segment is corrupted.
+    #[error("segment {name:?} is corrupted: header field `{field}` = {value:#x} ({reason})")]
+    CorruptHeader {
+        /// The segment name.
+        name: String,
+        /// The header field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The segment carries another event type than this process's. The message names both types and the
+    /// first differing field: rebuild both sides against the same event definition.
+    #[error("{0}")]
+    EventTypeMismatch(Box<TypeMismatch>),
+    /// Every consumer slot of the segment is in use. Detach a consumer, or create the ring with more slots
+    /// (`with_consumer_slots`).
+    #[error("segment {name:?}: all {slots} consumer slots are in use")]
+    ConsumerTableFull {
+        /// The segment name.
+        name: String,
+        /// The number of slots in the table.
+        slots: u32,
+    },
+    /// The consumer id is too long (more than
+    /// [`MAX_CONSUMER_ID_LEN`](crate::segment::MAX_CONSUMER_ID_LEN) bytes) or contains a NUL byte.
+    #[error("consumer id {id:?} is invalid: {reason}")]
+    InvalidConsumerId {
+        /// The id as given.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The operating system refused an operation; `operation` names the call.
+    #[error("segment {name:?}: {operation} failed: {source}")]
+    Os {
+        /// The segment name.
+        name: String,
+        /// The system call or step that failed.
+        operation: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why a publish did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// `try_publish*`: the ring is full because the slowest consumer has not caught up. Retry later, or use
+    /// a blocking publish.
+    #[error("ring is full: the slowest consumer is {capacity} events behind")]
+    Full {
+        /// The ring's capacity.
+        capacity: u64,
+    },
+    /// A publish with a timeout found no room within `timeout`; nothing was published.
+    #[error("no room in the ring within {timeout:?}: a consumer is not keeping up")]
+    Timeout {
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+}
+
+/// Why a consume returned no event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsumeError {
+    /// The producer closed the ring and every event it published has been consumed. Drop the consumer.
+    #[error("the producer closed the ring and every event has been consumed")]
+    Closed,
+    /// A blocking consume found no event within `timeout`.
+    #[error("no event within {timeout:?}")]
+    Timeout {
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+}
+
+/// Why waiting for consumers ended without them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitForConsumersError {
+    /// Fewer consumers than wanted attached within the timeout.
+    #[error("{attached} of {wanted} consumers attached within {timeout:?}")]
+    Timeout {
+        /// How many were wanted.
+        wanted: usize,
+        /// How many were attached when the timeout expired.
+        attached: usize,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+}

@@ -1,0 +1,325 @@
+//! The producer endpoint: [`build_shared_single_producer`], [`SharedProducerBuilder`], [`SharedProducer`].
+
+use crate::error::{CreateError, PublishError, WaitForConsumersError};
+use crate::event::RingEvent;
+use crate::name::normalize_segment_name;
+use crate::registry;
+use crate::ring::ProducerRing;
+use crate::segment::{CreateParams, Segment, DEFAULT_CONSUMER_SLOTS};
+use crate::wait::{deadline_after, WaitStrategy, Waiter};
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+/// Starts building the single producer of a new ring named `name` holding `capacity` events of type `E`.
+///
+/// `name` is a POSIX shared-memory name, with or without its leading slash (`"ticks"` or `"/ticks"`); use
+/// [`portable_shm_segment_name`](crate::portable_shm_segment_name) to derive one from any label.
+/// `capacity` must be a power of two. Nothing is created until
+/// [`build_producer`](SharedProducerBuilder::build_producer).
+///
+/// ```
+/// use disruptor_mp::{build_shared_single_producer, RingEvent};
+///
+/// #[derive(RingEvent, Clone, Copy, Default, Debug)]
+/// #[repr(C)]
+/// struct Tick {
+///     price: f64,
+///     qty: u64,
+/// }
+///
+/// # let name = format!("doc-producer-{}", std::process::id());
+/// let mut producer = build_shared_single_producer::<Tick>(&name, 1024)
+///     .build_producer()?;
+/// let sequence = producer.publish(Tick { price: 101.5, qty: 7 })?;
+/// assert_eq!(sequence, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn build_shared_single_producer<E: RingEvent>(
+    name: &str,
+    capacity: usize,
+) -> SharedProducerBuilder<E> {
+    SharedProducerBuilder {
+        name: name.to_string(),
+        capacity: capacity as u64,
+        consumer_slots: DEFAULT_CONSUMER_SLOTS,
+        mode: 0o600,
+        wait_strategy: WaitStrategy::default(),
+        _event: PhantomData,
+    }
+}
+
+/// Configures a new ring before creating it; see [`build_shared_single_producer`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until build_producer() is called"]
+pub struct SharedProducerBuilder<E> {
+    name: String,
+    capacity: u64,
+    consumer_slots: u32,
+    mode: u32,
+    wait_strategy: WaitStrategy,
+    _event: PhantomData<fn() -> E>,
+}
+
+impl<E: RingEvent> SharedProducerBuilder<E> {
+    /// Sets the number of consumer slots in the segment's table (default 64, at most 1024): the most
+    /// consumers that can be attached at once.
+    pub fn with_consumer_slots(mut self, slots: u32) -> Self {
+        self.consumer_slots = slots;
+        self
+    }
+
+    /// Sets the permission bits of the segment (default `0o600`: the creating user only). Widen it to let
+    /// processes of other users in the same group attach, e.g. `0o660`.
+    pub fn with_mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets how blocking publishes wait for room (default [`WaitStrategy::SpinThenYield`]).
+    pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Self {
+        self.wait_strategy = strategy;
+        self
+    }
+
+    /// Creates the segment (failing if the name exists) and returns the producer.
+    pub fn build_producer(self) -> Result<SharedProducer<E>, CreateError> {
+        let name = normalize_segment_name(&self.name)?;
+        let segment = Segment::create(CreateParams {
+            name: &name,
+            capacity: self.capacity,
+            consumer_slots: self.consumer_slots,
+            mode: self.mode,
+            layout: &E::LAYOUT,
+        })?;
+        Ok(SharedProducer {
+            ring: ProducerRing::new(segment),
+            wait_strategy: self.wait_strategy,
+        })
+    }
+}
+
+/// The single producer of a shared-memory ring.
+///
+/// Every attached consumer sees every event, and the slowest one bounds the producer: a publish waits (or
+/// fails, for `try_` variants) rather than overwrite an event some consumer has not read. Dropping the
+/// producer closes the ring: consumers drain what was published, then get
+/// [`ConsumeError::Closed`](crate::ConsumeError::Closed), and the segment's name is removed.
+#[derive(Debug)]
+pub struct SharedProducer<E: RingEvent> {
+    ring: ProducerRing<E>,
+    wait_strategy: WaitStrategy,
+}
+
+/// Counters kept by a producer, read with [`SharedProducer::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ProducerStats {
+    /// Events published.
+    pub published: u64,
+    /// Times the producer found the ring full (the slowest consumer a whole ring behind) and had to wait
+    /// or fail.
+    pub ring_full: u64,
+}
+
+impl<E: RingEvent> SharedProducer<E> {
+    /// Publishes `event` if there is room now; returns its sequence, or [`PublishError::Full`].
+    #[inline]
+    pub fn try_publish(&mut self, event: E) -> Result<u64, PublishError> {
+        self.ring
+            .try_publish_with(|slot| *slot = event)
+            .ok_or(PublishError::Full {
+                capacity: self.ring.capacity(),
+            })
+    }
+
+    /// Publishes `event`, waiting as long as it takes for the slowest consumer to make room.
+    #[inline]
+    pub fn publish(&mut self, event: E) -> Result<u64, PublishError> {
+        self.publish_with_deadline(None, |slot| *slot = event)
+    }
+
+    /// Publishes `event`, waiting at most `timeout` for room; [`PublishError::Timeout`] if none came.
+    pub fn publish_timeout(&mut self, event: E, timeout: Duration) -> Result<u64, PublishError> {
+        self.publish_with_deadline(Some(timeout), |slot| *slot = event)
+    }
+
+    /// Fills the next slot in place with `write` and publishes it, waiting as long as it takes for room.
+    /// The slot holds an older event when `write` is called: set every field you care about.
+    pub fn publish_with(&mut self, write: impl FnOnce(&mut E)) -> Result<u64, PublishError> {
+        self.publish_with_deadline(None, write)
+    }
+
+    /// [`publish_with`](Self::publish_with) that fails with [`PublishError::Full`] instead of waiting.
+    pub fn try_publish_with(&mut self, write: impl FnOnce(&mut E)) -> Result<u64, PublishError> {
+        self.ring.try_publish_with(write).ok_or(PublishError::Full {
+            capacity: self.ring.capacity(),
+        })
+    }
+
+    fn publish_with_deadline(
+        &mut self,
+        timeout: Option<Duration>,
+        write: impl FnOnce(&mut E),
+    ) -> Result<u64, PublishError> {
+        self.wait_for_room(1, timeout, deadline_after(timeout))?;
+        self.ring.try_publish_with(write).ok_or(PublishError::Full {
+            capacity: self.ring.capacity(),
+        })
+    }
+
+    /// Waits until `count` (at most the capacity) more events fit, until `deadline`; `timeout` is only
+    /// reported in the error.
+    #[inline]
+    fn wait_for_room(
+        &mut self,
+        count: u64,
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
+    ) -> Result<(), PublishError> {
+        if self.ring.has_room(count) {
+            return Ok(());
+        }
+        let mut waiter = Waiter::until(self.wait_strategy, deadline);
+        loop {
+            let keep_waiting = waiter.pause();
+            if self.ring.has_room(count) {
+                return Ok(());
+            }
+            if !keep_waiting {
+                return Err(PublishError::Timeout {
+                    timeout: timeout.unwrap_or_default(),
+                });
+            }
+        }
+    }
+
+    /// Publishes every event of `events` in order, waiting for room as needed, and returns their
+    /// sequences. Each run of events that fits is copied in and made visible with a single release store,
+    /// so consumers may see a prefix of the batch before the rest.
+    pub fn publish_batch(&mut self, events: &[E]) -> Result<Range<u64>, PublishError> {
+        self.publish_batch_with_deadline(events, None)
+    }
+
+    /// [`publish_batch`](Self::publish_batch) waiting at most `timeout` in all. On
+    /// [`PublishError::Timeout`] a prefix of the batch may have been published:
+    /// [`next_sequence`](Self::next_sequence) tells how far it got.
+    pub fn publish_batch_timeout(
+        &mut self,
+        events: &[E],
+        timeout: Duration,
+    ) -> Result<Range<u64>, PublishError> {
+        self.publish_batch_with_deadline(events, Some(timeout))
+    }
+
+    /// Publishes all of `events` (at most the capacity) with one release store if they all fit now;
+    /// otherwise publishes nothing and returns [`PublishError::Full`].
+    pub fn try_publish_batch(&mut self, events: &[E]) -> Result<Range<u64>, PublishError> {
+        let capacity = self.ring.capacity();
+        if events.len() as u64 > capacity {
+            return Err(PublishError::Full { capacity });
+        }
+        let first = self
+            .ring
+            .try_publish_slice(events)
+            .ok_or(PublishError::Full { capacity })?;
+        Ok(first..first + events.len() as u64)
+    }
+
+    fn publish_batch_with_deadline(
+        &mut self,
+        events: &[E],
+        timeout: Option<Duration>,
+    ) -> Result<Range<u64>, PublishError> {
+        let first = self.ring.next_sequence();
+        let capacity = self.ring.capacity() as usize;
+        let deadline = deadline_after(timeout);
+        let mut rest = events;
+        while !rest.is_empty() {
+            // Wait for room for one event, then publish the largest prefix that fits (halving), so a nearly
+            // full ring still makes progress instead of waiting for a whole ring's worth of room.
+            self.wait_for_room(1, timeout, deadline)?;
+            let mut chunk = rest.len().min(capacity);
+            while self.ring.try_publish_slice(&rest[..chunk]).is_none() {
+                chunk /= 2;
+            }
+            rest = &rest[chunk..];
+        }
+        Ok(first..first + events.len() as u64)
+    }
+
+    /// Waits until at least `count` consumers are attached, at most `timeout`; returns how many are.
+    ///
+    /// Publish after this returns to be sure those consumers see every event from the first one.
+    pub fn wait_for_consumers(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<usize, WaitForConsumersError> {
+        let mut waiter = Waiter::new(
+            WaitStrategy::SpinThenSleep {
+                spins: 0,
+                sleep: Duration::from_micros(200),
+            },
+            Some(timeout),
+        );
+        loop {
+            let attached = self.attached_consumers();
+            if attached >= count {
+                return Ok(attached);
+            }
+            if !waiter.pause() {
+                return Err(WaitForConsumersError::Timeout {
+                    wanted: count,
+                    attached: self.attached_consumers(),
+                    timeout,
+                });
+            }
+        }
+    }
+
+    /// Consumers attached to the ring right now (each gates the producer).
+    pub fn attached_consumers(&self) -> usize {
+        registry::active_count(self.ring.segment())
+    }
+
+    /// Sequence the next published event will get (= events published so far).
+    pub fn next_sequence(&self) -> u64 {
+        self.ring.next_sequence()
+    }
+
+    /// The ring's capacity in events.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity() as usize
+    }
+
+    /// The segment name, with its leading slash.
+    pub fn segment_name(&self) -> &str {
+        self.ring.segment().name()
+    }
+
+    /// The random epoch chosen when this segment was created.
+    pub fn epoch(&self) -> u64 {
+        self.ring.segment().epoch()
+    }
+
+    /// Counters: events published, times the ring was found full.
+    pub fn stats(&self) -> ProducerStats {
+        ProducerStats {
+            published: self.ring.next_sequence(),
+            ring_full: self.ring.ring_full_count(),
+        }
+    }
+
+    /// Consumers the producer gated on at its last refresh of the gate (a cached view; see
+    /// [`attached_consumers`](Self::attached_consumers) for the current table).
+    pub fn gating_consumers(&self) -> usize {
+        self.ring.gating_consumers()
+    }
+}
+
+impl<E: RingEvent> Drop for SharedProducer<E> {
+    fn drop(&mut self) {
+        self.ring.close();
+    }
+}

@@ -1,0 +1,290 @@
+//! Slot addressing and the publish/consume protocol over a validated segment.
+//!
+//! Sequence `s` lives in slot `s & (capacity - 1)`. The producer may write sequence `s` only while every
+//! gating consumer's cursor is above `s - capacity` (it has consumed the event that slot held), which the
+//! cached *gate* tracks: `s < gate` where `gate = min(gating cursors) + capacity`, refreshed only when
+//! exhausted. It writes the slot in place, then release-stores `published = s + 1`. A consumer
+//! acquire-loads `published` (caching it, so a batch costs one load), reads slots below it in place, and
+//! release-stores its cursor once it is done with them — after a batch, or when a lease drops. No system
+//! call and no lock on either path.
+
+use crate::event::RingEvent;
+use crate::registry::{self, GatingSet};
+use crate::segment::Segment;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+
+/// The slot array of a segment, typed.
+#[derive(Debug)]
+struct Slots<E> {
+    base: NonNull<E>,
+    mask: u64,
+    _marker: PhantomData<E>,
+}
+
+// SAFETY: `Slots` is an address into a mapping owned by the same endpoint; moving it to another thread
+// moves the endpoint with it. Access to the slots follows the ring protocol, not thread identity, and
+// `E: Send + Sync` (RingEvent bound at every use).
+unsafe impl<E: Send> Send for Slots<E> {}
+// SAFETY: shared references to an endpoint only read atomics and immutable geometry; every slot access
+// needs `&mut` of the endpoint or a lease borrowed from it.
+unsafe impl<E: Sync> Sync for Slots<E> {}
+
+impl<E: RingEvent> Slots<E> {
+    fn new(segment: &Segment) -> Slots<E> {
+        let geometry = segment.geometry();
+        assert_eq!(geometry.event_size, std::mem::size_of::<E>() as u64);
+        assert_eq!(
+            segment.slots_base().as_ptr() as usize % std::mem::align_of::<E>(),
+            0
+        );
+        Slots {
+            base: segment.slots_base().cast::<E>(),
+            mask: geometry.capacity - 1,
+            _marker: PhantomData,
+        }
+    }
+
+    fn slot_ptr(&self, sequence: u64) -> *mut E {
+        // SAFETY: `sequence & mask < capacity`, and the segment maps `capacity` events from `base`
+        // (validated geometry), so the offset stays inside the slot array.
+        unsafe { self.base.as_ptr().add((sequence & self.mask) as usize) }
+    }
+}
+
+/// The producer's side of the protocol. Owns the segment mapping.
+#[derive(Debug)]
+pub(crate) struct ProducerRing<E> {
+    segment: Segment,
+    slots: Slots<E>,
+    capacity: u64,
+    /// Sequence of the next event to publish (= events published so far).
+    next: u64,
+    /// Sequences below the gate may be written without looking at consumer cursors.
+    gate: u64,
+    gating: GatingSet,
+    ring_full: u64,
+}
+
+impl<E: RingEvent> ProducerRing<E> {
+    /// Takes over a freshly created segment (nothing published yet).
+    pub(crate) fn new(segment: Segment) -> ProducerRing<E> {
+        let slots = Slots::new(&segment);
+        let capacity = segment.geometry().capacity;
+        ProducerRing {
+            segment,
+            slots,
+            capacity,
+            next: 0,
+            gate: 0,
+            gating: GatingSet::new(),
+            ring_full: 0,
+        }
+    }
+
+    /// The segment.
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// The ring's capacity in events.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Sequence the next published event will get.
+    pub(crate) fn next_sequence(&self) -> u64 {
+        self.next
+    }
+
+    /// Times a gate refresh found the ring full.
+    pub(crate) fn ring_full_count(&self) -> u64 {
+        self.ring_full
+    }
+
+    /// Gating consumers as of the last gate refresh.
+    pub(crate) fn gating_consumers(&self) -> usize {
+        self.gating.len()
+    }
+
+    /// Whether `count` (at most the capacity) more events fit; refreshes the gate when the cached one is
+    /// exhausted.
+    #[inline]
+    pub(crate) fn has_room(&mut self, count: u64) -> bool {
+        debug_assert!(count <= self.capacity);
+        let end = self.next + count;
+        if end <= self.gate {
+            return true;
+        }
+        self.gate = self.gating.min_cursor(&self.segment, self.next) + self.capacity;
+        if end <= self.gate {
+            true
+        } else {
+            self.ring_full += 1;
+            false
+        }
+    }
+
+    /// Release-stores the published count: everything written to slots below it becomes visible to any
+    /// consumer that acquire-loads it.
+    #[inline]
+    fn publish_up_to(&mut self, end: u64) {
+        self.next = end;
+        self.segment
+            .producer_region()
+            .published
+            .0
+            .store(end, Ordering::Release);
+    }
+
+    /// Lets `write` fill the next slot in place and publishes it, if there is room; returns its sequence.
+    /// The slot holds whatever event was there before (or zeroes), always a valid `E`.
+    #[inline]
+    pub(crate) fn try_publish_with(&mut self, write: impl FnOnce(&mut E)) -> Option<u64> {
+        if !self.has_room(1) {
+            return None;
+        }
+        let sequence = self.next;
+        // SAFETY: `has_room(1)` established that every gating consumer has consumed sequence
+        // `sequence - capacity`, the previous occupant of this slot, and no consumer reads at or above
+        // `published == sequence`, so no other process reads or writes this slot until we publish it.
+        // Any bit pattern is a valid `E` (RingEvent contract), so handing out `&mut E` is sound.
+        write(unsafe { &mut *self.slots.slot_ptr(sequence) });
+        self.publish_up_to(sequence + 1);
+        Some(sequence)
+    }
+
+    /// Copies all of `events` (at most the capacity) into the ring and publishes them with one release
+    /// store, if there is room for all of them; returns the first sequence.
+    pub(crate) fn try_publish_slice(&mut self, events: &[E]) -> Option<u64> {
+        let count = events.len() as u64;
+        if !self.has_room(count) {
+            return None;
+        }
+        let first = self.next;
+        for (offset, event) in events.iter().enumerate() {
+            // SAFETY: as in `try_publish_with`, for each of the `count` claimed sequences.
+            unsafe { self.slots.slot_ptr(first + offset as u64).write(*event) };
+        }
+        self.publish_up_to(first + count);
+        Some(first)
+    }
+
+    /// Marks the ring closed after the last publish (consumers drain, then see `Closed`) and removes its
+    /// name so no new consumer attaches.
+    pub(crate) fn close(&self) {
+        // Release: pairs with the consumers' Acquire load; every publish happened before.
+        self.segment
+            .producer_region()
+            .closed
+            .0
+            .store(1, Ordering::Release);
+        let _ = self.segment.unlink();
+    }
+}
+
+/// The consumer's side of the protocol. Owns the segment mapping and its table slot.
+#[derive(Debug)]
+pub(crate) struct ConsumerRing<E> {
+    segment: Segment,
+    slots: Slots<E>,
+    slot_index: usize,
+    /// Next sequence to read (= the cursor once committed).
+    next: u64,
+    /// Cached `published`: sequences below it are readable.
+    available: u64,
+}
+
+impl<E: RingEvent> ConsumerRing<E> {
+    /// Joins the producer through the claimed table slot `slot_index`.
+    pub(crate) fn join(segment: Segment, slot_index: usize) -> ConsumerRing<E> {
+        let slots = Slots::new(&segment);
+        let start = registry::join(&segment, slot_index);
+        ConsumerRing {
+            segment,
+            slots,
+            slot_index,
+            next: start,
+            available: start,
+        }
+    }
+
+    /// The segment.
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
+    /// This consumer's index in the table.
+    pub(crate) fn slot_index(&self) -> usize {
+        self.slot_index
+    }
+
+    /// Sequence of the next event to read.
+    pub(crate) fn next_sequence(&self) -> u64 {
+        self.next
+    }
+
+    /// Number of events readable now, loading `published` only when the cached value is used up.
+    #[inline]
+    pub(crate) fn poll(&mut self) -> u64 {
+        if self.next == self.available {
+            // Acquire: pairs with the producer's Release store; the slots below are now visible.
+            self.available = self
+                .segment
+                .producer_region()
+                .published
+                .0
+                .load(Ordering::Acquire)
+                .max(self.next);
+        }
+        self.available - self.next
+    }
+
+    /// The event at `sequence`, which must be readable: `next <= sequence < available`.
+    #[inline]
+    pub(crate) fn event(&self, sequence: u64) -> &E {
+        assert!(
+            sequence >= self.next && sequence < self.available,
+            "sequence {sequence} is not readable"
+        );
+        // SAFETY: `sequence < available <= published`, so the producer wrote it and released it before
+        // our Acquire load; our cursor is `<= next <= sequence`, so the producer cannot overwrite this
+        // slot (it waits until the cursor passes `sequence`) while `&self` is borrowed. Every bit pattern
+        // is a valid `E`.
+        unsafe { &*self.slots.slot_ptr(sequence) }
+    }
+
+    /// Marks `count` more events consumed and release-stores the cursor, letting the producer reuse
+    /// their slots.
+    #[inline]
+    pub(crate) fn commit(&mut self, count: u64) {
+        debug_assert!(self.next + count <= self.available);
+        self.next += count;
+        // Release: our reads of the slots happen-before the producer's Acquire load of this cursor.
+        self.segment
+            .consumer_slot(self.slot_index)
+            .cursor
+            .0
+            .store(self.next, Ordering::Release);
+    }
+
+    /// True once the producer closed the ring and every event it published has been read.
+    pub(crate) fn is_drained_and_closed(&mut self) -> bool {
+        let closed = self
+            .segment
+            .producer_region()
+            .closed
+            .0
+            .load(Ordering::Acquire)
+            != 0;
+        // The closed flag was stored after the last publish: poll again to see it.
+        closed && self.poll() == 0
+    }
+}
+
+impl<E> Drop for ConsumerRing<E> {
+    fn drop(&mut self) {
+        registry::leave(&self.segment, self.slot_index);
+    }
+}

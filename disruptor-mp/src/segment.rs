@@ -1,0 +1,941 @@
+//! The segment: one named shared-memory object holding a whole ring.
+//!
+//! # Format (version 1)
+//!
+//! ```text
+//! offset 0       header            HEADER_LEN bytes (fields in `RawHeader`, the rest zero)
+//! offset 4096    field descriptor  DESCRIPTOR_ENTRIES × 128-byte leaves (flattened event layout)
+//! offset 12288   producer region   published cursor, closed flag, membership counter, waiter word,
+//!                                  each on its own 128-byte line
+//! then           consumer table    consumer_slots × 256 bytes (cursor line + state/identity line)
+//! page-aligned   slots             capacity × event_size bytes
+//! ```
+//!
+//! Every integer is fixed-width and native-endian; the header's platform word refuses a process of another
+//! endianness, pointer width or cache-line constant. Offsets are frozen by const assertions below.
+//!
+//! # Initialization and readiness
+//!
+//! The creator makes the object with `O_EXCL` (mode 0600 unless configured), sizes it, writes the header
+//! (everything but the ready word), the descriptor and a checksum over both, then stores [`READY`] into the
+//! ready word with `Release`. An attacher loads the ready word with `Acquire` and reads nothing else until
+//! it sees `READY`; then it copies the header once (volatile, so a hostile writer cannot change what was
+//! validated) and validates every field against the mapping's length before touching anything else. A
+//! corrupted or hostile segment yields an [`AttachError`], never an out-of-bounds access.
+
+use crate::backend::shm::{self, ShmObject};
+use crate::backend::Mapping;
+use crate::error::{AttachError, CreateError, EventSummary, TypeMismatch};
+use crate::layout::{FieldDifference, Fnv64, LeafField, TypeLayout};
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::mem::{offset_of, size_of};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The first eight bytes of every segment.
+pub const MAGIC: [u8; 8] = *b"DMP-RING";
+/// The segment format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes reserved for the header at the start of the segment.
+pub const HEADER_LEN: usize = 4096;
+/// The cache-line size the format pads shared words to (128 covers adjacent-line prefetch on x86 and the
+/// 128-byte lines of Apple silicon).
+pub const CACHE_LINE: usize = 128;
+/// Leaves of the field descriptor stored in the segment; longer layouts store their first leaves only (the
+/// fingerprint still covers the whole type).
+pub const DESCRIPTOR_ENTRIES: usize = 64;
+/// Largest ring capacity (events).
+pub const MAX_CAPACITY: u64 = 1 << 32;
+/// Largest consumer table.
+pub const MAX_CONSUMER_SLOTS: u32 = 1024;
+/// Consumer table size when the producer does not choose one.
+pub const DEFAULT_CONSUMER_SLOTS: u32 = 64;
+/// Longest consumer id, in bytes.
+pub const MAX_CONSUMER_ID_LEN: usize = 48;
+/// Largest event alignment supported (a page: slots start page-aligned).
+pub const MAX_EVENT_ALIGN: usize = 4096;
+/// Largest segment this crate creates or attaches (1 TiB).
+pub const MAX_SEGMENT_LEN: u64 = 1 << 40;
+/// The ready word's value once the creator has finished writing the segment.
+pub const READY: u32 = 0x5245_4459;
+/// The platform word of this build: endianness tag, pointer width, cache-line constant, format of the word.
+pub const PLATFORM_WORD: u64 = {
+    let endian: u64 = if cfg!(target_endian = "little") {
+        0x4c
+    } else {
+        0x42
+    };
+    endian | ((size_of::<usize>() as u64) << 8) | ((CACHE_LINE as u64) << 16) | (1 << 56)
+};
+
+const PAGE: u64 = 4096;
+const DESCRIPTOR_ENTRY_LEN: usize = 128;
+const DESCRIPTOR_OFFSET: u64 = HEADER_LEN as u64;
+const PRODUCER_OFFSET: u64 = DESCRIPTOR_OFFSET + (DESCRIPTOR_ENTRIES * DESCRIPTOR_ENTRY_LEN) as u64;
+const CONSUMERS_OFFSET: u64 = PRODUCER_OFFSET + size_of::<ProducerRegion>() as u64;
+const EVENT_NAME_CAPACITY: usize = 64;
+
+/// The header as stored at offset 0. Plain integers; the ready word is accessed atomically in place.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RawHeader {
+    magic: [u8; 8],
+    format_version: u32,
+    header_len: u32,
+    platform: u64,
+    ready: u32,
+    creator_pid: u32,
+    epoch: u64,
+    created_unix_ns: u64,
+    capacity: u64,
+    event_size: u32,
+    event_align: u32,
+    event_fingerprint: u64,
+    consumer_slots: u32,
+    descriptor_len: u32,
+    descriptor_total: u32,
+    event_name_len: u32,
+    total_len: u64,
+    producer_offset: u64,
+    consumers_offset: u64,
+    descriptor_offset: u64,
+    slots_offset: u64,
+    event_name: [u8; EVENT_NAME_CAPACITY],
+    checksum: u64,
+}
+
+/// Every header field with its byte offset and length, for inspectors and corruption tests.
+pub const HEADER_FIELDS: &[(&str, usize, usize)] = &[
+    ("magic", offset_of!(RawHeader, magic), 8),
+    ("format_version", offset_of!(RawHeader, format_version), 4),
+    ("header_len", offset_of!(RawHeader, header_len), 4),
+    ("platform", offset_of!(RawHeader, platform), 8),
+    ("ready", offset_of!(RawHeader, ready), 4),
+    ("creator_pid", offset_of!(RawHeader, creator_pid), 4),
+    ("epoch", offset_of!(RawHeader, epoch), 8),
+    ("created_unix_ns", offset_of!(RawHeader, created_unix_ns), 8),
+    ("capacity", offset_of!(RawHeader, capacity), 8),
+    ("event_size", offset_of!(RawHeader, event_size), 4),
+    ("event_align", offset_of!(RawHeader, event_align), 4),
+    (
+        "event_fingerprint",
+        offset_of!(RawHeader, event_fingerprint),
+        8,
+    ),
+    ("consumer_slots", offset_of!(RawHeader, consumer_slots), 4),
+    ("descriptor_len", offset_of!(RawHeader, descriptor_len), 4),
+    (
+        "descriptor_total",
+        offset_of!(RawHeader, descriptor_total),
+        4,
+    ),
+    ("event_name_len", offset_of!(RawHeader, event_name_len), 4),
+    ("total_len", offset_of!(RawHeader, total_len), 8),
+    ("producer_offset", offset_of!(RawHeader, producer_offset), 8),
+    (
+        "consumers_offset",
+        offset_of!(RawHeader, consumers_offset),
+        8,
+    ),
+    (
+        "descriptor_offset",
+        offset_of!(RawHeader, descriptor_offset),
+        8,
+    ),
+    ("slots_offset", offset_of!(RawHeader, slots_offset), 8),
+    (
+        "event_name",
+        offset_of!(RawHeader, event_name),
+        EVENT_NAME_CAPACITY,
+    ),
+    ("checksum", offset_of!(RawHeader, checksum), 8),
+];
+
+// The format is frozen: these offsets are what other builds read.
+const _: () = {
+    assert!(offset_of!(RawHeader, magic) == 0);
+    assert!(offset_of!(RawHeader, format_version) == 8);
+    assert!(offset_of!(RawHeader, platform) == 16);
+    assert!(offset_of!(RawHeader, ready) == 24);
+    assert!(offset_of!(RawHeader, epoch) == 32);
+    assert!(offset_of!(RawHeader, capacity) == 48);
+    assert!(offset_of!(RawHeader, event_size) == 56);
+    assert!(offset_of!(RawHeader, event_fingerprint) == 64);
+    assert!(offset_of!(RawHeader, consumer_slots) == 72);
+    assert!(offset_of!(RawHeader, total_len) == 88);
+    assert!(offset_of!(RawHeader, slots_offset) == 120);
+    assert!(offset_of!(RawHeader, event_name) == 128);
+    assert!(offset_of!(RawHeader, checksum) == 192);
+    assert!(size_of::<RawHeader>() == 200);
+    assert!(size_of::<RawHeader>() <= HEADER_LEN);
+    assert!(size_of::<RawLeaf>() == DESCRIPTOR_ENTRY_LEN);
+    assert!(size_of::<ProducerRegion>() == 4 * CACHE_LINE);
+    assert!(offset_of!(ProducerRegion, published) == 0);
+    assert!(offset_of!(ProducerRegion, closed) == CACHE_LINE);
+    assert!(offset_of!(ProducerRegion, membership) == 2 * CACHE_LINE);
+    assert!(offset_of!(ProducerRegion, waiters) == 3 * CACHE_LINE);
+    assert!(size_of::<ConsumerSlot>() == 2 * CACHE_LINE);
+    assert!(offset_of!(ConsumerSlot, cursor) == 0);
+    assert!(offset_of!(ConsumerSlot, state) == CACHE_LINE);
+    assert!(offset_of!(ConsumerSlot, id) == CACHE_LINE + 24);
+    assert!(PRODUCER_OFFSET == 12288);
+    assert!(CONSUMERS_OFFSET == 12800);
+};
+
+/// One leaf of the stored field descriptor.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawLeaf {
+    path: [u8; 72],
+    type_name: [u8; 32],
+    offset: u32,
+    size: u32,
+    fingerprint: u64,
+    path_len: u16,
+    type_name_len: u16,
+    reserved: u32,
+}
+
+/// A value padded to its own cache line, so writers of neighbouring words do not contend.
+#[repr(C, align(128))]
+pub(crate) struct Line<T>(pub(crate) T);
+
+/// The producer's shared words.
+#[repr(C)]
+pub(crate) struct ProducerRegion {
+    /// Number of events published; event `s` is readable once `published > s`. Release-stored by the
+    /// producer after writing the slots, acquire-loaded by consumers.
+    pub(crate) published: Line<AtomicU64>,
+    /// 1 once the producer has closed the ring cleanly (stored after its last publish, with `Release`).
+    pub(crate) closed: Line<AtomicU32>,
+    /// Bumped by every consumer join and leave, so the producer rescans the table only when it changed.
+    pub(crate) membership: Line<AtomicU64>,
+    /// Reserved for blocking wait strategies (waiter count); zero in this version.
+    pub(crate) waiters: Line<AtomicU32>,
+}
+
+/// Slot states in the consumer table.
+pub(crate) mod slot_state {
+    /// Unused; any consumer may claim it.
+    pub(crate) const FREE: u32 = 0;
+    /// Claimed by a joining consumer that is writing its identity; not yet gating.
+    pub(crate) const CLAIMED: u32 = 1;
+    /// Gating the producer with its cursor.
+    pub(crate) const ACTIVE: u32 = 2;
+}
+
+/// One consumer's entry in the table: its cursor alone on the first line (written by the consumer, read by
+/// the producer when it refreshes its gate), identity and state on the second.
+#[repr(C)]
+pub(crate) struct ConsumerSlot {
+    /// Next sequence this consumer will read (= events consumed). Release-stored by the consumer.
+    pub(crate) cursor: Line<AtomicU64>,
+    /// One of [`slot_state`].
+    pub(crate) state: AtomicU32,
+    /// Incremented at every claim, so a reused slot is distinguishable.
+    pub(crate) generation: AtomicU32,
+    /// Process id of the owner.
+    pub(crate) pid: AtomicU32,
+    /// Length of `id` in bytes.
+    pub(crate) id_len: AtomicU32,
+    /// When the owner joined, nanoseconds since the Unix epoch.
+    pub(crate) joined_unix_ns: AtomicU64,
+    /// The consumer id, `id_len` bytes of UTF-8.
+    pub(crate) id: [AtomicU8; MAX_CONSUMER_ID_LEN],
+}
+
+/// Where everything lives in a segment of a given shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub(crate) capacity: u64,
+    pub(crate) event_size: u64,
+    pub(crate) consumer_slots: u32,
+    pub(crate) slots_offset: u64,
+    pub(crate) total_len: u64,
+}
+
+fn round_up(value: u64, to: u64) -> Option<u64> {
+    value.checked_add(to - 1).map(|v| v / to * to)
+}
+
+impl Geometry {
+    /// The layout of a segment with these parameters, or `None` if it would exceed [`MAX_SEGMENT_LEN`].
+    pub(crate) fn compute(capacity: u64, event_size: u64, consumer_slots: u32) -> Option<Geometry> {
+        let table_end = CONSUMERS_OFFSET.checked_add(
+            u64::from(consumer_slots).checked_mul(size_of::<ConsumerSlot>() as u64)?,
+        )?;
+        let slots_offset = round_up(table_end, PAGE)?;
+        let ring_len = capacity.checked_mul(event_size)?;
+        let total_len = round_up(slots_offset.checked_add(ring_len)?, PAGE)?;
+        (total_len <= MAX_SEGMENT_LEN).then_some(Geometry {
+            capacity,
+            event_size,
+            consumer_slots,
+            slots_offset,
+            total_len,
+        })
+    }
+}
+
+/// A mapped, validated segment. Owns the mapping; hands out references tied to its own lifetime.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    mapping: Mapping,
+    name: String,
+    geometry: Geometry,
+    epoch: u64,
+    creator_pid: u32,
+}
+
+/// Parameters for [`Segment::create`].
+pub(crate) struct CreateParams<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) capacity: u64,
+    pub(crate) consumer_slots: u32,
+    pub(crate) mode: u32,
+    pub(crate) layout: &'a TypeLayout,
+}
+
+fn now_unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// A random 64-bit value from the standard library's OS-seeded hasher keys.
+fn random_epoch() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now_unix_ns());
+    hasher.write_u32(std::process::id());
+    hasher.finish() | 1
+}
+
+fn copy_truncated(dst: &mut [u8], text: &str) -> usize {
+    let mut len = text.len().min(dst.len());
+    while !text.is_char_boundary(len) {
+        len -= 1;
+    }
+    dst[..len].copy_from_slice(&text.as_bytes()[..len]);
+    len
+}
+
+fn encode_leaf(leaf: &LeafField) -> RawLeaf {
+    let mut raw = RawLeaf {
+        path: [0; 72],
+        type_name: [0; 32],
+        offset: u32::try_from(leaf.offset).unwrap_or(u32::MAX),
+        size: u32::try_from(leaf.size).unwrap_or(u32::MAX),
+        fingerprint: leaf.fingerprint,
+        path_len: 0,
+        type_name_len: 0,
+        reserved: 0,
+    };
+    raw.path_len = copy_truncated(&mut raw.path, &leaf.path) as u16;
+    raw.type_name_len = copy_truncated(&mut raw.type_name, &leaf.type_name) as u16;
+    raw
+}
+
+fn decode_leaf(raw: &RawLeaf) -> LeafField {
+    let path_len = usize::from(raw.path_len).min(raw.path.len());
+    let type_len = usize::from(raw.type_name_len).min(raw.type_name.len());
+    LeafField {
+        path: String::from_utf8_lossy(&raw.path[..path_len]).into_owned(),
+        offset: raw.offset as usize,
+        size: raw.size as usize,
+        type_name: String::from_utf8_lossy(&raw.type_name[..type_len]).into_owned(),
+        fingerprint: raw.fingerprint,
+    }
+}
+
+/// The descriptor exactly as the segment would store it (truncated names included), so that a local
+/// layout and a stored one compare equal when the types are equal.
+fn stored_descriptor(layout: &TypeLayout) -> (Vec<RawLeaf>, u32) {
+    let leaves = layout.flatten();
+    let total = u32::try_from(leaves.len()).unwrap_or(u32::MAX);
+    let raw = leaves
+        .iter()
+        .take(DESCRIPTOR_ENTRIES)
+        .map(encode_leaf)
+        .collect();
+    (raw, total)
+}
+
+fn header_checksum(header: &RawHeader, leaves: &[RawLeaf]) -> u64 {
+    let mut copy = *header;
+    copy.ready = 0;
+    copy.checksum = 0;
+    let mut hash = Fnv64::tagged("header");
+    // SAFETY: `RawHeader` and `RawLeaf` are `repr(C)` plain integers and byte arrays with no padding
+    // (their sizes are asserted equal to the sum of their fields above), so every byte is initialized.
+    let header_bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&copy as *const RawHeader).cast::<u8>(),
+            size_of::<RawHeader>(),
+        )
+    };
+    hash = hash.bytes(header_bytes);
+    for leaf in leaves {
+        // SAFETY: as above, a `RawLeaf` is fully initialized plain data.
+        let leaf_bytes = unsafe {
+            std::slice::from_raw_parts((leaf as *const RawLeaf).cast::<u8>(), size_of::<RawLeaf>())
+        };
+        hash = hash.bytes(leaf_bytes);
+    }
+    hash.finish()
+}
+
+/// Outcome of one attach attempt that may be worth retrying.
+enum AttemptError {
+    NotFound,
+    NotReady,
+    Fatal(AttachError),
+}
+
+impl Segment {
+    /// Creates, sizes, initializes and publishes (READY) a new segment.
+    pub(crate) fn create(params: CreateParams<'_>) -> Result<Segment, CreateError> {
+        let CreateParams {
+            name,
+            capacity,
+            consumer_slots,
+            mode,
+            layout,
+        } = params;
+        if capacity == 0 || !capacity.is_power_of_two() || capacity > MAX_CAPACITY {
+            return Err(CreateError::InvalidCapacity {
+                capacity,
+                reason: "must be a power of two between 1 and 2^32",
+            });
+        }
+        if consumer_slots == 0 || consumer_slots > MAX_CONSUMER_SLOTS {
+            return Err(CreateError::InvalidConsumerSlots {
+                slots: consumer_slots,
+                max: MAX_CONSUMER_SLOTS,
+            });
+        }
+        if layout.size == 0 {
+            return Err(CreateError::UnsupportedEvent {
+                event: layout.name,
+                reason: "zero-sized events carry nothing",
+            });
+        }
+        if layout.align > MAX_EVENT_ALIGN {
+            return Err(CreateError::UnsupportedEvent {
+                event: layout.name,
+                reason: "alignment above 4096 bytes is not supported",
+            });
+        }
+        let geometry = Geometry::compute(capacity, layout.size as u64, consumer_slots).ok_or(
+            CreateError::InvalidCapacity {
+                capacity,
+                reason: "the ring would exceed the 1 TiB segment limit",
+            },
+        )?;
+        let os = |operation: &'static str| {
+            move |source: io::Error| CreateError::Os {
+                name: name.to_string(),
+                operation,
+                source,
+            }
+        };
+        let object = match ShmObject::create(name, geometry.total_len as usize, mode) {
+            Ok(object) => object,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(CreateError::AlreadyExists {
+                    name: name.to_string(),
+                })
+            }
+            Err(e) => return Err(os("shm_open/ftruncate")(e)),
+        };
+        let mapping = match object.map(geometry.total_len as usize, true) {
+            Ok(mapping) => mapping,
+            Err(e) => {
+                let _ = shm::unlink(name);
+                return Err(os("mmap")(e));
+            }
+        };
+
+        let (leaves, descriptor_total) = stored_descriptor(layout);
+        let mut header = RawHeader {
+            magic: MAGIC,
+            format_version: FORMAT_VERSION,
+            header_len: HEADER_LEN as u32,
+            platform: PLATFORM_WORD,
+            ready: 0,
+            creator_pid: std::process::id(),
+            epoch: random_epoch(),
+            created_unix_ns: now_unix_ns(),
+            capacity,
+            event_size: layout.size as u32,
+            event_align: layout.align as u32,
+            event_fingerprint: layout.fingerprint,
+            consumer_slots,
+            descriptor_len: leaves.len() as u32,
+            descriptor_total,
+            event_name_len: 0,
+            total_len: geometry.total_len,
+            producer_offset: PRODUCER_OFFSET,
+            consumers_offset: CONSUMERS_OFFSET,
+            descriptor_offset: DESCRIPTOR_OFFSET,
+            slots_offset: geometry.slots_offset,
+            event_name: [0; EVENT_NAME_CAPACITY],
+            checksum: 0,
+        };
+        header.event_name_len = copy_truncated(&mut header.event_name, layout.name) as u32;
+        header.checksum = header_checksum(&header, &leaves);
+
+        let base = mapping.base().as_ptr();
+        let header_bytes = (&header as *const RawHeader).cast::<u8>();
+        let ready_at = offset_of!(RawHeader, ready);
+        let after_ready = ready_at + size_of::<u32>();
+        // SAFETY: the mapping is `total_len` bytes, which covers the header and the descriptor region
+        // (geometry puts the slots after both); the base is page-aligned, so each leaf is aligned; `header`
+        // is fully initialized plain data (no padding, asserted above). The ready word itself is skipped: it
+        // is only ever accessed atomically. No other process reads anything but the ready word before READY
+        // is stored below.
+        unsafe {
+            std::ptr::copy_nonoverlapping(header_bytes, base, ready_at);
+            std::ptr::copy_nonoverlapping(
+                header_bytes.add(after_ready),
+                base.add(after_ready),
+                size_of::<RawHeader>() - after_ready,
+            );
+            let descriptor = base.add(DESCRIPTOR_OFFSET as usize).cast::<RawLeaf>();
+            for (i, leaf) in leaves.iter().enumerate() {
+                descriptor.add(i).write(*leaf);
+            }
+        }
+        let segment = Segment {
+            mapping,
+            name: name.to_string(),
+            geometry,
+            epoch: header.epoch,
+            creator_pid: header.creator_pid,
+        };
+        // Release: everything written above happens-before any attacher's Acquire load of READY.
+        segment.ready_word().store(READY, Ordering::Release);
+        Ok(segment)
+    }
+
+    /// Attaches to an existing segment carrying `layout`, waiting up to `timeout` for it to exist and be
+    /// ready.
+    pub(crate) fn attach(
+        name: &str,
+        layout: &TypeLayout,
+        timeout: Duration,
+    ) -> Result<Segment, AttachError> {
+        let start = Instant::now();
+        let mut backoff = Duration::from_micros(100);
+        loop {
+            let outcome = Self::attach_once(name, layout);
+            let waited = start.elapsed();
+            match outcome {
+                Ok(segment) => return Ok(segment),
+                Err(AttemptError::Fatal(error)) => return Err(error),
+                Err(_) if waited < timeout => {
+                    std::thread::sleep(backoff.min(timeout - waited));
+                    backoff = (backoff * 2).min(Duration::from_millis(10));
+                }
+                Err(AttemptError::NotFound) => {
+                    return Err(AttachError::NotFound {
+                        name: name.to_string(),
+                        waited,
+                    })
+                }
+                Err(AttemptError::NotReady) => {
+                    return Err(AttachError::NotReady {
+                        name: name.to_string(),
+                        waited,
+                    })
+                }
+            }
+        }
+    }
+
+    fn attach_once(name: &str, layout: &TypeLayout) -> Result<Segment, AttemptError> {
+        let os = |operation: &'static str, source: io::Error| {
+            AttemptError::Fatal(AttachError::Os {
+                name: name.to_string(),
+                operation,
+                source,
+            })
+        };
+        let object = match ShmObject::open(name) {
+            Ok(object) => object,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(AttemptError::NotFound),
+            Err(e) => return Err(os("shm_open", e)),
+        };
+        let len = object.len().map_err(|e| os("fstat", e))?;
+        if len == 0 {
+            // Created but not yet sized: the creator is between shm_open and ftruncate.
+            return Err(AttemptError::NotReady);
+        }
+        let fixed_len = CONSUMERS_OFFSET;
+        if len < fixed_len {
+            return Err(AttemptError::Fatal(AttachError::Truncated {
+                name: name.to_string(),
+                len,
+                required: fixed_len,
+            }));
+        }
+        // Map the fixed part only (no populate) until the header says how large the segment really is.
+        let probe = object
+            .map(fixed_len as usize, false)
+            .map_err(|e| os("mmap", e))?;
+        let header = match read_ready_header(&probe) {
+            HeaderRead::Ready(header) => header,
+            HeaderRead::Initializing => return Err(AttemptError::NotReady),
+            HeaderRead::BadMagic(found) => {
+                return Err(AttemptError::Fatal(AttachError::BadMagic {
+                    name: name.to_string(),
+                    found,
+                }))
+            }
+            HeaderRead::BadReadyWord(value) => {
+                return Err(AttemptError::Fatal(corrupt(
+                    name,
+                    "ready",
+                    u64::from(value),
+                    "neither initializing nor ready",
+                )))
+            }
+        };
+        let geometry = validate_header(name, &header, len).map_err(AttemptError::Fatal)?;
+        let leaves = read_leaves(&probe, header.descriptor_len as usize);
+        if header_checksum(&header, &leaves) != header.checksum {
+            return Err(AttemptError::Fatal(corrupt(
+                name,
+                "checksum",
+                header.checksum,
+                "does not match the header and descriptor",
+            )));
+        }
+        check_event_type(name, &header, &leaves, layout).map_err(AttemptError::Fatal)?;
+        drop(probe);
+        let mapping = object
+            .map(geometry.total_len as usize, true)
+            .map_err(|e| os("mmap", e))?;
+        Ok(Segment {
+            mapping,
+            name: name.to_string(),
+            geometry,
+            epoch: header.epoch,
+            creator_pid: header.creator_pid,
+        })
+    }
+
+    /// The segment name, with its leading slash.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The segment's shape.
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// The random value chosen at creation; a recreated segment of the same name has another.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Process id of the creator.
+    pub(crate) fn creator_pid(&self) -> u32 {
+        self.creator_pid
+    }
+
+    fn ready_word(&self) -> &AtomicU32 {
+        // SAFETY: the mapping covers the header; the ready word is 4-byte aligned (asserted offset 24 from a
+        // page-aligned base); other processes access it only atomically.
+        unsafe { ready_word_at(self.mapping.base()) }
+    }
+
+    /// The producer's shared words.
+    pub(crate) fn producer_region(&self) -> &ProducerRegion {
+        // SAFETY: validated geometry places the producer region inside the mapping at a 128-aligned offset;
+        // all-zero or any other bytes are valid atomics; it lives as long as `self.mapping`.
+        unsafe {
+            &*self
+                .mapping
+                .base()
+                .as_ptr()
+                .add(PRODUCER_OFFSET as usize)
+                .cast::<ProducerRegion>()
+        }
+    }
+
+    /// The consumer table entry `index` (panics if out of range: callers iterate `0..consumer_slots`).
+    pub(crate) fn consumer_slot(&self, index: usize) -> &ConsumerSlot {
+        assert!(index < self.geometry.consumer_slots as usize);
+        // SAFETY: index < consumer_slots, and validated geometry places the whole table inside the mapping
+        // at a 128-aligned offset; any bytes are valid atomics; it lives as long as `self.mapping`.
+        unsafe {
+            &*self
+                .mapping
+                .base()
+                .as_ptr()
+                .add(CONSUMERS_OFFSET as usize + index * size_of::<ConsumerSlot>())
+                .cast::<ConsumerSlot>()
+        }
+    }
+
+    /// The first byte of the slot array (`capacity × event_size` bytes, page-aligned, inside the mapping).
+    pub(crate) fn slots_base(&self) -> NonNull<u8> {
+        debug_assert!(self.mapping.len() as u64 >= self.geometry.total_len);
+        // SAFETY: slots_offset + capacity × event_size <= total_len <= the mapping's length (validated).
+        unsafe { self.mapping.base().add(self.geometry.slots_offset as usize) }
+    }
+
+    /// Removes the segment's name so no new process can attach; mapped processes are unaffected.
+    pub(crate) fn unlink(&self) -> io::Result<()> {
+        shm::unlink(&self.name)
+    }
+}
+
+/// # Safety
+/// `base` must point to a live mapping of at least `HEADER_LEN` bytes, page-aligned.
+unsafe fn ready_word_at<'a>(base: NonNull<u8>) -> &'a AtomicU32 {
+    // SAFETY: per the contract the word is inside the mapping and 4-byte aligned; it is only accessed
+    // atomically by every process.
+    unsafe { AtomicU32::from_ptr(base.as_ptr().add(offset_of!(RawHeader, ready)).cast()) }
+}
+
+enum HeaderRead {
+    Ready(RawHeader),
+    Initializing,
+    BadMagic([u8; 8]),
+    BadReadyWord(u32),
+}
+
+fn read_ready_header(probe: &Mapping) -> HeaderRead {
+    let base = probe.base();
+    // SAFETY: `probe` maps at least CONSUMERS_OFFSET > HEADER_LEN bytes from a page-aligned base.
+    let ready = unsafe { ready_word_at(base) }.load(Ordering::Acquire);
+    if ready == 0 {
+        // Nothing but the ready word may be read while the creator is still writing.
+        return HeaderRead::Initializing;
+    }
+    // SAFETY: as above. READY was acquired (or the ready word holds a value no creator writes, so no
+    // creator is writing); the header is plain data, copied by value with a volatile read so the
+    // validated snapshot cannot change under us even if another process writes the segment.
+    let header = unsafe { base.as_ptr().cast::<RawHeader>().read_volatile() };
+    if header.magic != MAGIC {
+        HeaderRead::BadMagic(header.magic)
+    } else if ready != READY {
+        HeaderRead::BadReadyWord(ready)
+    } else {
+        HeaderRead::Ready(header)
+    }
+}
+
+fn read_leaves(probe: &Mapping, count: usize) -> Vec<RawLeaf> {
+    let count = count.min(DESCRIPTOR_ENTRIES);
+    // SAFETY: the probe maps the whole descriptor region (DESCRIPTOR_OFFSET .. PRODUCER_OFFSET), 8-aligned,
+    // and `count` is clamped to the region's entry count; leaves are plain data read by value.
+    (0..count)
+        .map(|i| unsafe {
+            probe
+                .base()
+                .as_ptr()
+                .add(DESCRIPTOR_OFFSET as usize)
+                .cast::<RawLeaf>()
+                .add(i)
+                .read_volatile()
+        })
+        .collect()
+}
+
+fn corrupt(name: &str, field: &'static str, value: u64, reason: &'static str) -> AttachError {
+    AttachError::CorruptHeader {
+        name: name.to_string(),
+        field,
+        value,
+        reason,
+    }
+}
+
+/// Checks every structural header field against this build and the object's length; returns the geometry.
+fn validate_header(name: &str, header: &RawHeader, len: u64) -> Result<Geometry, AttachError> {
+    if header.format_version != FORMAT_VERSION {
+        return Err(AttachError::UnsupportedVersion {
+            name: name.to_string(),
+            found: header.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if header.header_len as usize != HEADER_LEN {
+        return Err(corrupt(
+            name,
+            "header_len",
+            header.header_len.into(),
+            "not the header length of this format",
+        ));
+    }
+    if header.platform != PLATFORM_WORD {
+        return Err(AttachError::PlatformMismatch {
+            name: name.to_string(),
+            found: header.platform,
+            expected: PLATFORM_WORD,
+        });
+    }
+    let capacity = header.capacity;
+    if capacity == 0 || !capacity.is_power_of_two() || capacity > MAX_CAPACITY {
+        return Err(AttachError::InvalidCapacity {
+            name: name.to_string(),
+            capacity,
+        });
+    }
+    let (size, align) = (header.event_size, header.event_align);
+    if !align.is_power_of_two() || align as usize > MAX_EVENT_ALIGN {
+        return Err(corrupt(
+            name,
+            "event_align",
+            align.into(),
+            "not a power of two up to 4096",
+        ));
+    }
+    if size == 0 || size % align != 0 {
+        return Err(corrupt(
+            name,
+            "event_size",
+            size.into(),
+            "zero or not a multiple of the alignment",
+        ));
+    }
+    if header.consumer_slots == 0 || header.consumer_slots > MAX_CONSUMER_SLOTS {
+        return Err(corrupt(
+            name,
+            "consumer_slots",
+            header.consumer_slots.into(),
+            "outside 1..=1024",
+        ));
+    }
+    if header.descriptor_len as usize > DESCRIPTOR_ENTRIES
+        || header.descriptor_len > header.descriptor_total
+        || (header.descriptor_len as usize)
+            < (header.descriptor_total as usize).min(DESCRIPTOR_ENTRIES)
+    {
+        return Err(corrupt(
+            name,
+            "descriptor_len",
+            header.descriptor_len.into(),
+            "inconsistent with descriptor_total or the descriptor region",
+        ));
+    }
+    if header.event_name_len as usize > EVENT_NAME_CAPACITY {
+        return Err(corrupt(
+            name,
+            "event_name_len",
+            header.event_name_len.into(),
+            "longer than the name field",
+        ));
+    }
+    let geometry =
+        Geometry::compute(capacity, size.into(), header.consumer_slots).ok_or_else(|| {
+            corrupt(
+                name,
+                "capacity",
+                capacity,
+                "capacity × event size exceeds the segment size limit",
+            )
+        })?;
+    let expected_offsets = [
+        ("producer_offset", header.producer_offset, PRODUCER_OFFSET),
+        (
+            "consumers_offset",
+            header.consumers_offset,
+            CONSUMERS_OFFSET,
+        ),
+        (
+            "descriptor_offset",
+            header.descriptor_offset,
+            DESCRIPTOR_OFFSET,
+        ),
+        ("slots_offset", header.slots_offset, geometry.slots_offset),
+        ("total_len", header.total_len, geometry.total_len),
+    ];
+    for (field, found, expected) in expected_offsets {
+        if found != expected {
+            return Err(corrupt(
+                name,
+                field,
+                found,
+                "disagrees with the geometry the header's capacity, event size and slots imply",
+            ));
+        }
+    }
+    if len < geometry.total_len {
+        return Err(AttachError::Truncated {
+            name: name.to_string(),
+            len,
+            required: geometry.total_len,
+        });
+    }
+    Ok(geometry)
+}
+
+fn check_event_type(
+    name: &str,
+    header: &RawHeader,
+    leaves: &[RawLeaf],
+    layout: &TypeLayout,
+) -> Result<(), AttachError> {
+    let same_type = header.event_fingerprint == layout.fingerprint
+        && u64::from(header.event_size) == layout.size as u64
+        && u64::from(header.event_align) == layout.align as u64;
+    if same_type {
+        return Ok(());
+    }
+    let (local_raw, _) = stored_descriptor(layout);
+    let here: Vec<LeafField> = local_raw.iter().map(decode_leaf).collect();
+    let segment: Vec<LeafField> = leaves.iter().map(decode_leaf).collect();
+    let name_len = (header.event_name_len as usize).min(EVENT_NAME_CAPACITY);
+    Err(AttachError::EventTypeMismatch(Box::new(TypeMismatch {
+        segment_name: name.to_string(),
+        here: EventSummary {
+            name: layout.name.to_string(),
+            size: layout.size as u64,
+            align: layout.align as u64,
+            fingerprint: layout.fingerprint,
+        },
+        segment: EventSummary {
+            name: String::from_utf8_lossy(&header.event_name[..name_len]).into_owned(),
+            size: header.event_size.into(),
+            align: header.event_align.into(),
+            fingerprint: header.event_fingerprint,
+        },
+        first_difference: FieldDifference::first(&here, &segment),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_places_slots_on_a_page_after_the_table() {
+        let g = Geometry::compute(1024, 64, 64).unwrap();
+        assert_eq!(g.slots_offset % PAGE, 0);
+        assert!(g.slots_offset >= CONSUMERS_OFFSET + 64 * 256);
+        assert_eq!(g.total_len, g.slots_offset + 1024 * 64);
+        assert!(Geometry::compute(MAX_CAPACITY, 1 << 20, 64).is_none());
+    }
+
+    #[test]
+    fn leaf_names_truncate_on_char_boundaries() {
+        let leaf = LeafField {
+            path: "é".repeat(50),
+            offset: 8,
+            size: 4,
+            type_name: "u32".into(),
+            fingerprint: 7,
+        };
+        let decoded = decode_leaf(&encode_leaf(&leaf));
+        assert_eq!(decoded.path, "é".repeat(36));
+        assert_eq!(decoded.offset, 8);
+        assert_eq!(decoded.type_name, "u32");
+    }
+}
