@@ -1,1 +1,187 @@
-//! Support shared by the examples, cross-process tests and benchmarks of disruptor-mp (not published).
+//! Support shared by the examples and cross-process tests of disruptor-mp (not published).
+//!
+//! Cross-process tests re-execute their own test binary with a *role* in the environment: the child runs
+//! the test named [`CHILD_ENTRY`] (which dispatches on the role and exits) instead of the suite. Every wait
+//! on a child is bounded, and a child still running when its handle drops is killed, so a bug fails a test
+//! instead of hanging CI.
+
+use std::io::{self, Read};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Environment variable carrying a child's role.
+pub const ROLE_ENV: &str = "DMP_CHILD_ROLE";
+
+/// Name of the `#[test]` function each cross-process test file defines to dispatch child roles.
+pub const CHILD_ENTRY: &str = "child_process_entry";
+
+/// A segment name unique to this process and call, so parallel tests never collide.
+pub fn unique_segment_name(label: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "dmp-test-{label}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The role this process was started with, if it is a child.
+pub fn child_role() -> Option<String> {
+    std::env::var(ROLE_ENV).ok()
+}
+
+/// A variable the parent passed to this child; panics with a clear message if it is missing or malformed.
+pub fn child_arg<T: std::str::FromStr>(key: &str) -> T {
+    let value = std::env::var(key).unwrap_or_else(|_| panic!("child argument {key} is missing"));
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("child argument {key}={value:?} is malformed"))
+}
+
+/// Runs `role` if this process is a child, printing its report on stdout and exiting with 0 on `Ok`, or
+/// printing the error on stderr and exiting with 1 on `Err`. Returns normally only in the parent.
+pub fn dispatch_child_role(role: impl FnOnce(&str) -> Result<String, String>) {
+    let Some(name) = child_role() else { return };
+    match role(&name) {
+        Ok(report) => {
+            println!("{report}");
+            std::process::exit(0);
+        }
+        Err(error) => {
+            eprintln!("child role {name} failed: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// A child process running one role of the current test binary (or example). Killed on drop if still
+/// running.
+pub struct ChildProcess {
+    child: std::process::Child,
+    role: String,
+    stdout: Option<JoinHandle<io::Result<String>>>,
+}
+
+/// What a finished child left: its exit status and everything it printed on stdout.
+#[derive(Debug)]
+pub struct ChildOutput {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Everything printed on stdout.
+    pub stdout: String,
+}
+
+impl ChildProcess {
+    /// Starts the current test binary as a child running `role`, with extra environment variables.
+    pub fn spawn_test_role(role: &str, env: &[(&str, String)]) -> io::Result<ChildProcess> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.args(["--exact", CHILD_ENTRY, "--nocapture", "--test-threads=1"]);
+        Self::spawn(command, role, env)
+    }
+
+    /// Starts the current executable (an example or benchmark with its own `main`) as a child running
+    /// `role`.
+    pub fn spawn_binary_role(role: &str, env: &[(&str, String)]) -> io::Result<ChildProcess> {
+        Self::spawn(Command::new(std::env::current_exe()?), role, env)
+    }
+
+    fn spawn(mut command: Command, role: &str, env: &[(&str, String)]) -> io::Result<ChildProcess> {
+        command
+            .env(ROLE_ENV, role)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn()?;
+        let mut pipe = child.stdout.take().expect("stdout is piped");
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).map(|_| text)
+        });
+        Ok(ChildProcess {
+            child,
+            role: role.to_string(),
+            stdout: Some(stdout),
+        })
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the child is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits at most `timeout` for the child to exit; kills it and returns an error if it does not.
+    pub fn wait_timeout(mut self, timeout: Duration) -> Result<ChildOutput, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    let stdout = self
+                        .stdout
+                        .take()
+                        .expect("stdout reader present")
+                        .join()
+                        .map_err(|_| format!("{}: stdout reader panicked", self.role))?
+                        .map_err(|e| format!("{}: reading stdout: {e}", self.role))?;
+                    return Ok(ChildOutput { status, stdout });
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(None) => {
+                    self.kill();
+                    return Err(format!(
+                        "child {} (pid {}) did not finish within {timeout:?}; killed",
+                        self.role,
+                        self.child.id()
+                    ));
+                }
+                Err(e) => return Err(format!("{}: waiting: {e}", self.role)),
+            }
+        }
+    }
+
+    /// Waits at most `timeout` and requires a successful exit; returns the child's stdout.
+    pub fn expect_success(self, timeout: Duration) -> Result<String, String> {
+        let role = self.role.clone();
+        let output = self.wait_timeout(timeout)?;
+        if output.status.success() {
+            Ok(output.stdout)
+        } else {
+            Err(format!(
+                "child {role} failed with {}; stdout: {}",
+                output.status, output.stdout
+            ))
+        }
+    }
+
+    /// Kills the child (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.kill();
+        }
+    }
+}
+
+/// Checksum of a 64-bit payload stream, order-sensitive (so a reordering or a gap changes it).
+pub fn fold_checksum(state: u64, value: u64) -> u64 {
+    (state ^ value)
+        .wrapping_mul(0x0100_0000_01b3)
+        .rotate_left(17)
+}
