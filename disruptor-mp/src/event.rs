@@ -1,4 +1,52 @@
 //! The event contract: [`RingEvent`] and its implementations for the primitive types.
+//!
+//! An event is a plain-data struct that `#[derive(RingEvent)]` has checked: `#[repr(C)]` (or
+//! `#[repr(transparent)]`, with any `align(N)`), not packed, `Copy` and `Default`, no generics, every field
+//! itself an event, and no implicit padding. The derive also computes the struct's [`TypeLayout`] from
+//! `size_of`, `align_of` and `offset_of!`, and with it the fingerprint that two processes compare before
+//! sharing a ring.
+//!
+//! ```
+//! use disruptor_mp::RingEvent;
+//!
+//! #[derive(RingEvent, Clone, Copy, Default, Debug)]
+//! #[repr(C)]
+//! pub struct Tick {
+//!     pub price: i64,
+//!     pub qty: u32,
+//!     pub side: u8,            // 0 = buy, 1 = sell: `bool` is refused, `u8` is not
+//!     pub _pad: [u8; 3],       // explicit padding: implicit padding is refused
+//!     pub symbol: [u8; 8],
+//! }
+//!
+//! // A nested event, renamed for the fingerprint and frozen: this fails to compile if the layout drifts.
+//! #[derive(RingEvent, Clone, Copy, Default)]
+//! #[repr(C, align(8))]
+//! #[ring_event(name = "Trade", expect_fingerprint = 0x32ec_122f_19b2_3d41)]
+//! pub struct TradeV2 {
+//!     pub tick: Tick,
+//!     pub venue: Option<std::num::NonZeroU32>,
+//!     pub flags: u32,
+//! }
+//!
+//! assert_eq!(Tick::LAYOUT.size, 24);
+//! assert_eq!(TradeV2::LAYOUT.name, "Trade");
+//! let paths: Vec<String> = TradeV2::LAYOUT.flatten().into_iter().map(|leaf| leaf.path).collect();
+//! assert_eq!(paths[..3], ["tick.price", "tick.qty", "tick.side"]);
+//! ```
+//!
+//! Everything that could make another process misread the bytes is a compile error with an explanation,
+//! for example a `bool` field:
+//!
+//! ```compile_fail
+//! use disruptor_mp::RingEvent;
+//!
+//! #[derive(RingEvent, Clone, Copy, Default)]
+//! #[repr(C)]
+//! pub struct Flags {
+//!     pub active: bool, // error: `bool` cannot be an event field [...]; use `u8` [...] instead
+//! }
+//! ```
 
 use crate::layout::TypeLayout;
 use std::num::{

@@ -1,0 +1,9 @@
+use disruptor_mp::RingEvent;
+
+#[derive(RingEvent, Clone, Copy, Default)]
+#[repr(C)]
+struct Fill {
+    qty: usize,
+}
+
+fn main() {}
