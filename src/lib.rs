@@ -40,13 +40,16 @@ pub fn child_arg<T: std::str::FromStr>(key: &str) -> T {
         .unwrap_or_else(|_| panic!("child argument {key}={value:?} is malformed"))
 }
 
-/// Runs `role` if this process is a child, printing its report on stdout and exiting with 0 on `Ok`, or
-/// printing the error on stderr and exiting with 1 on `Err`. Returns normally only in the parent.
+/// Marks the line of a child's stdout that carries its report (the test harness prints lines of its own).
+const REPORT_MARKER: &str = "dmp-child-report: ";
+
+/// Runs `role` if this process is a child, printing its one-line report on stdout and exiting with 0 on
+/// `Ok`, or printing the error on stderr and exiting with 1 on `Err`. Returns normally only in the parent.
 pub fn dispatch_child_role(role: impl FnOnce(&str) -> Result<String, String>) {
     let Some(name) = child_role() else { return };
     match role(&name) {
         Ok(report) => {
-            println!("{report}");
+            println!("{REPORT_MARKER}{report}");
             std::process::exit(0);
         }
         Err(error) => {
@@ -150,12 +153,17 @@ impl ChildProcess {
         }
     }
 
-    /// Waits at most `timeout` and requires a successful exit; returns the child's stdout.
+    /// Waits at most `timeout` and requires a successful exit; returns the report the child's role
+    /// returned (see [`dispatch_child_role`]).
     pub fn expect_success(self, timeout: Duration) -> Result<String, String> {
         let role = self.role.clone();
         let output = self.wait_timeout(timeout)?;
-        if output.status.success() {
-            Ok(output.stdout)
+        let report = output
+            .stdout
+            .lines()
+            .find_map(|line| line.split_once(REPORT_MARKER).map(|(_, report)| report));
+        if let (true, Some(report)) = (output.status.success(), report) {
+            Ok(report.to_string())
         } else {
             Err(format!(
                 "child {role} failed with {}; stdout: {}",
@@ -184,4 +192,42 @@ pub fn fold_checksum(state: u64, value: u64) -> u64 {
     (state ^ value)
         .wrapping_mul(0x0100_0000_01b3)
         .rotate_left(17)
+}
+
+/// A 64-byte event that carries its own sequence and a checksum of its payload, so a consumer can tell a
+/// torn, stale or lapped slot from the event it expected.
+#[derive(disruptor_mp::RingEvent, Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct CheckedEvent {
+    /// The sequence the producer published this event at.
+    pub sequence: u64,
+    /// Payload derived from the sequence.
+    pub payload: [u64; 6],
+    /// Checksum over `sequence` and `payload`.
+    pub checksum: u64,
+}
+
+impl CheckedEvent {
+    /// The event for `sequence`.
+    pub fn new(sequence: u64) -> CheckedEvent {
+        let mut payload = [0u64; 6];
+        for (i, word) in payload.iter_mut().enumerate() {
+            *word = sequence
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(7 * i as u32 + 1);
+        }
+        let checksum = payload
+            .iter()
+            .fold(sequence, |state, &word| fold_checksum(state, word));
+        CheckedEvent {
+            sequence,
+            payload,
+            checksum,
+        }
+    }
+
+    /// Whether this is exactly the event `new(self.sequence)` builds.
+    pub fn is_intact(&self) -> bool {
+        *self == CheckedEvent::new(self.sequence)
+    }
 }
