@@ -1,0 +1,155 @@
+//! A consumer process compiled with another event type is refused, and the error names what differs.
+//!
+//! Each child role declares its own `Tick` in its own module, as a separate program would.
+
+use disruptor_mp::{attach_shared_consumer, build_shared_single_producer, AttachError};
+use disruptor_mp_suite::{child_arg, dispatch_child_role, unique_segment_name, ChildProcess};
+use std::time::Duration;
+
+const SEGMENT: &str = "DMP_SEGMENT";
+
+mod producer_side {
+    /// The producer's event.
+    #[derive(disruptor_mp::RingEvent, Clone, Copy, Default, Debug)]
+    #[repr(C)]
+    pub struct Tick {
+        pub instrument: u32,
+        pub side: u32,
+        pub price: f64,
+        pub qty: u64,
+    }
+}
+
+mod same {
+    /// The same definition, compiled separately.
+    #[derive(disruptor_mp::RingEvent, Clone, Copy, Default, Debug)]
+    #[repr(C)]
+    pub struct Tick {
+        pub instrument: u32,
+        pub side: u32,
+        pub price: f64,
+        pub qty: u64,
+    }
+}
+
+mod reordered {
+    /// Same size and field types, two fields swapped.
+    #[derive(disruptor_mp::RingEvent, Clone, Copy, Default, Debug)]
+    #[repr(C)]
+    pub struct Tick {
+        pub side: u32,
+        pub instrument: u32,
+        pub price: f64,
+        pub qty: u64,
+    }
+}
+
+mod retyped {
+    /// Same size, `qty` changed from u64 to f64.
+    #[derive(disruptor_mp::RingEvent, Clone, Copy, Default, Debug)]
+    #[repr(C)]
+    pub struct Tick {
+        pub instrument: u32,
+        pub side: u32,
+        pub price: f64,
+        pub qty: f64,
+    }
+}
+
+mod bigger {
+    /// One more field.
+    #[derive(disruptor_mp::RingEvent, Clone, Copy, Default, Debug)]
+    #[repr(C)]
+    pub struct Tick {
+        pub instrument: u32,
+        pub side: u32,
+        pub price: f64,
+        pub qty: u64,
+        pub venue: u64,
+    }
+}
+
+fn attach_as<E: disruptor_mp::RingEvent>() -> Result<String, String> {
+    let name: String = child_arg(SEGMENT);
+    match attach_shared_consumer::<E>(&name)
+        .with_attach_timeout(Duration::from_secs(10))
+        .build_consumer()
+    {
+        Ok(_) => Ok("attached".to_string()),
+        // Report the whole message on one line; the parent checks its parts.
+        Err(AttachError::EventTypeMismatch(mismatch)) => {
+            Ok(mismatch.to_string().replace('\n', " | "))
+        }
+        Err(other) => Err(format!("unexpected error: {other}")),
+    }
+}
+
+#[test]
+fn child_process_entry() {
+    dispatch_child_role(|role| match role {
+        "same" => attach_as::<same::Tick>(),
+        "reordered" => attach_as::<reordered::Tick>(),
+        "retyped" => attach_as::<retyped::Tick>(),
+        "bigger" => attach_as::<bigger::Tick>(),
+        other => Err(format!("unknown role {other}")),
+    });
+}
+
+fn attach_report(name: &str, role: &str) -> String {
+    ChildProcess::spawn_test_role(role, &[(SEGMENT, name.to_string())])
+        .unwrap()
+        .expect_success(Duration::from_secs(60))
+        .unwrap()
+}
+
+#[test]
+fn consumer_processes_with_other_event_types_are_refused_naming_the_difference() {
+    let name = unique_segment_name("types");
+    let producer = build_shared_single_producer::<producer_side::Tick>(&name, 64)
+        .build_producer()
+        .unwrap();
+    let segment = producer.segment_name().to_string();
+
+    assert_eq!(attach_report(&name, "same"), "attached");
+
+    let reordered = attach_report(&name, "reordered");
+    assert!(
+        reordered.starts_with(&format!("event type mismatch on segment {segment:?}")),
+        "{reordered}"
+    );
+    assert!(
+        reordered.contains("first difference at field #0: `side`: offset 0, u32 (here) vs `instrument`: offset 0, u32 (segment)"),
+        "{reordered}"
+    );
+
+    let retyped = attach_report(&name, "retyped");
+    assert!(
+        retyped.contains(
+            "first difference at field `qty`: offset 16, f64 (here) vs offset 16, u64 (segment)"
+        ),
+        "{retyped}"
+    );
+    assert!(
+        retyped.contains("this process : Tick  size 24 align 8"),
+        "{retyped}"
+    );
+    assert!(
+        retyped.contains("segment      : Tick  size 24 align 8"),
+        "{retyped}"
+    );
+
+    let bigger = attach_report(&name, "bigger");
+    assert!(
+        bigger.contains("this process : Tick  size 32 align 8"),
+        "{bigger}"
+    );
+    assert!(
+        bigger.contains("segment      : Tick  size 24 align 8"),
+        "{bigger}"
+    );
+    assert!(
+        bigger.contains("`venue`: offset 24, u64 (here), which the segment's type does not have"),
+        "{bigger}"
+    );
+    drop(producer);
+}
