@@ -67,6 +67,11 @@ pub mod wait;
 #[doc(hidden)]
 pub mod __private;
 
+/// Compiles the README's Rust examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use consumer::{attach_shared_consumer, EventLease, SharedConsumer, SharedConsumerBuilder};
 /// Derives [`RingEvent`](trait@RingEvent) for a `#[repr(C)]` struct, proving at compile time that it can
 /// live in shared memory. See the [`event`] module.
