@@ -23,7 +23,7 @@ impl<T: Copy> RingEventNeedsCopy for T {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` must implement `Default` to derive `RingEvent`",
     label = "`{Self}` is not `Default`",
-    note = "every slot of a ring is filled with `Default::default()` when the segment is created, so that a slot never holds uninitialized bytes",
+    note = "a plain-data event needs a neutral value that producers build events from (`..Tick::default()`)",
     note = "add `#[derive(Default)]` to the struct, or implement `Default` by hand"
 )]
 pub trait RingEventNeedsDefault {}
