@@ -107,14 +107,12 @@ mod tests {
     }
 
     #[test]
-    fn portable_name_is_pinned() {
-        // The name is part of the cross-process contract: it must not change between releases.
+    fn portable_names_are_pinned() {
+        // The name is part of the cross-process contract: two builds must derive the same one.
+        assert_eq!(portable_shm_segment_name("ticks"), "/ticks-5125692c426552d4");
         assert_eq!(
-            portable_shm_segment_name("ticks"),
-            format!(
-                "/ticks-{:016x}",
-                Fnv64::tagged("segment-name").str("ticks").finish()
-            )
+            portable_shm_segment_name("market-data/ticks for EURUSD"),
+            "/market_data_t-e26f3454c1c16578"
         );
     }
 
