@@ -109,7 +109,10 @@ mod tests {
     #[test]
     fn portable_names_are_pinned() {
         // The name is part of the cross-process contract: two builds must derive the same one.
-        assert_eq!(portable_shm_segment_name("ticks"), "/ticks-5125692c426552d4");
+        assert_eq!(
+            portable_shm_segment_name("ticks"),
+            "/ticks-5125692c426552d4"
+        );
         assert_eq!(
             portable_shm_segment_name("market-data/ticks for EURUSD"),
             "/market_data_t-e26f3454c1c16578"

@@ -3,7 +3,7 @@
 
 use disruptor_mp::{
     attach_shared_consumer, build_shared_single_producer, AttachError, ConsumeError, CreateError,
-    PublishError,
+    PublishError, SharedConsumer, SharedProducer,
 };
 use std::time::{Duration, Instant};
 
@@ -11,15 +11,21 @@ fn unique(label: &str) -> String {
     format!("dmp-api-{label}-{}", std::process::id())
 }
 
-#[test]
-fn events_arrive_in_order_with_their_sequences() {
-    let name = unique("order");
-    let mut producer = build_shared_single_producer::<u64>(&name, 8)
+/// A fresh ring of `u64` with one attached consumer.
+fn ring(label: &str, capacity: usize) -> (SharedProducer<u64>, SharedConsumer<u64>) {
+    let name = unique(label);
+    let producer = build_shared_single_producer::<u64>(&name, capacity)
         .build_producer()
         .unwrap();
-    let mut consumer = attach_shared_consumer::<u64>(&name)
+    let consumer = attach_shared_consumer::<u64>(&name)
         .build_consumer()
         .unwrap();
+    (producer, consumer)
+}
+
+#[test]
+fn events_arrive_in_order_with_their_sequences() {
+    let (mut producer, mut consumer) = ring("order", 8);
     assert_eq!(consumer.capacity(), 8);
     assert_eq!(producer.attached_consumers(), 1);
     for round in 0..100u64 {
@@ -36,13 +42,7 @@ fn events_arrive_in_order_with_their_sequences() {
 
 #[test]
 fn full_ring_refuses_then_accepts_after_consumption() {
-    let name = unique("full");
-    let mut producer = build_shared_single_producer::<u64>(&name, 4)
-        .build_producer()
-        .unwrap();
-    let mut consumer = attach_shared_consumer::<u64>(&name)
-        .build_consumer()
-        .unwrap();
+    let (mut producer, mut consumer) = ring("full", 4);
     for i in 0..4 {
         producer.try_publish(i).unwrap();
     }
@@ -70,13 +70,7 @@ fn full_ring_refuses_then_accepts_after_consumption() {
 
 #[test]
 fn a_lease_holds_its_slot_until_dropped() {
-    let name = unique("lease");
-    let mut producer = build_shared_single_producer::<u64>(&name, 2)
-        .build_producer()
-        .unwrap();
-    let mut consumer = attach_shared_consumer::<u64>(&name)
-        .build_consumer()
-        .unwrap();
+    let (mut producer, mut consumer) = ring("lease", 2);
     producer.publish(1).unwrap();
     producer.publish(2).unwrap();
     let lease = consumer.try_consume_next_leased().unwrap().unwrap();
@@ -89,13 +83,7 @@ fn a_lease_holds_its_slot_until_dropped() {
 
 #[test]
 fn batches_commit_once_and_mark_their_end() {
-    let name = unique("batch");
-    let mut producer = build_shared_single_producer::<u64>(&name, 16)
-        .build_producer()
-        .unwrap();
-    let mut consumer = attach_shared_consumer::<u64>(&name)
-        .build_consumer()
-        .unwrap();
+    let (mut producer, mut consumer) = ring("batch", 16);
     let events: Vec<u64> = (100..110).collect();
     assert_eq!(producer.publish_batch(&events).unwrap(), 0..10);
     let mut seen = Vec::new();
@@ -140,13 +128,8 @@ fn batches_commit_once_and_mark_their_end() {
 
 #[test]
 fn consumers_drain_then_see_closed() {
-    let name = unique("closed");
-    let mut producer = build_shared_single_producer::<u64>(&name, 8)
-        .build_producer()
-        .unwrap();
-    let mut consumer = attach_shared_consumer::<u64>(&name)
-        .build_consumer()
-        .unwrap();
+    let (mut producer, mut consumer) = ring("closed", 8);
+    let name = producer.segment_name().to_string();
     producer.publish(7).unwrap();
     drop(producer);
     assert_eq!(consumer.try_consume_next().unwrap(), Some((7, 0)));
