@@ -1,1 +1,623 @@
-fn main() {}
+//! SPSC throughput in events per second, busy spin: disruptor-mp across two processes (single `publish`
+//! and `publish_batch` of 64) against the upstream in-process `disruptor` crate (single `publish` and
+//! `batch_publish(64, ..)`), and a Unix socket stream for scale.
+//!
+//! Every contender runs the same protocol: the producer publishes a warm-up phase and waits for the
+//! consumer's acknowledgement, then times the measured phase from its first publish to the consumer's
+//! acknowledgement of its last event. The consumer checks that every event carries the next sequence
+//! number and sums all of its words; the producer compares the sum with the expected one. Any mismatch
+//! fails the benchmark. Run with `cargo bench --bench throughput` (add `DMP_BENCH_QUICK=1` for a smoke
+//! run).
+
+mod common;
+
+use common::{
+    iterations, machine_line, pin_child, pin_main_thread, pin_peer, ratio, segment_name,
+    BenchEvent, ChildGuard, Event64, Pinning, Spin, Watchdog, EXIT_TIMEOUT, IDLE_TIMEOUT,
+    RUN_LIMIT, SETUP_TIMEOUT,
+};
+use disruptor::{BusySpin, Producer};
+use disruptor_mp::{attach_shared_consumer, build_shared_single_producer, WaitStrategy};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Ring capacity (events) for both libraries.
+const RING_CAPACITY: usize = 16 * 1024;
+/// Events per batch for the batched contenders.
+const BATCH: usize = 64;
+/// Measured 8-byte events per library contender (full mode).
+const EVENTS_8: u64 = 50_000_000;
+/// Measured 64-byte events per library contender (full mode).
+const EVENTS_64: u64 = 20_000_000;
+/// Warm-up events before each library measurement (full mode).
+const WARMUP: u64 = 1_000_000;
+/// Measured 8-byte events through the Unix socket (full mode): 4096 writes of 4 KiB.
+const SOCKET_EVENTS: u64 = 2 * 1024 * 1024;
+/// Bytes per socket write.
+const SOCKET_BUFFER: usize = 4096;
+const EVENTS_PER_BUFFER: u64 = (SOCKET_BUFFER / 8) as u64;
+
+/// Runs of every contender; the tables report the median and the spread.
+const RUNS: usize = 5;
+
+const ROLE_CONSUMER: &str = "tp-consumer";
+
+/// What a consumer reports at the end of a phase: the events it has seen in all, the wrapping sum of
+/// this phase's words, and `first bad sequence + 1` (0 when every event was in order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ack {
+    seen: u64,
+    checksum: u64,
+    bad: u64,
+}
+
+impl Ack {
+    fn to_words(self) -> [u64; 4] {
+        [1, self.seen, self.checksum, self.bad]
+    }
+    fn from_words(words: [u64; 4]) -> Ack {
+        Ack {
+            seen: words[1],
+            checksum: words[2],
+            bad: words[3],
+        }
+    }
+}
+
+/// The consumer-side order check and checksum, shared by every contender.
+struct Verifier {
+    expected: u64,
+    checksum: u64,
+    bad: u64,
+}
+
+impl Verifier {
+    fn new() -> Verifier {
+        Verifier {
+            expected: 0,
+            checksum: 0,
+            bad: 0,
+        }
+    }
+
+    /// Checks one event; `sequence` is the library's own sequence number for it (`None` for the socket,
+    /// which has none).
+    #[inline(always)]
+    fn check<E: BenchEvent>(&mut self, event: &E, sequence: Option<u64>) {
+        let in_order = event.seq() == self.expected && sequence.is_none_or(|s| s == self.expected);
+        if !in_order && self.bad == 0 {
+            self.bad = self.expected + 1;
+        }
+        self.checksum = self.checksum.wrapping_add(event.checksum());
+        self.expected += 1;
+    }
+
+    /// The acknowledgement of the phase that just ended; the next phase's checksum starts from zero.
+    fn end_phase(&mut self) -> Ack {
+        let ack = Ack {
+            seen: self.expected,
+            checksum: self.checksum,
+            bad: self.bad,
+        };
+        self.checksum = 0;
+        ack
+    }
+}
+
+/// Checks a consumer's acknowledgement of the phase `first..first + count`; panics loudly on mismatch.
+fn verify_ack<E: BenchEvent>(contender: &str, ack: Ack, first: u64, count: u64) {
+    if ack.bad != 0 {
+        panic!(
+            "{contender}: ORDER CHECK FAILED: the event for sequence {} was wrong or out of order",
+            ack.bad - 1
+        );
+    }
+    assert_eq!(
+        ack.seen,
+        first + count,
+        "{contender}: consumer saw {} events, expected {}",
+        ack.seen,
+        first + count
+    );
+    let expected = E::expected_checksum(first, count);
+    assert_eq!(
+        ack.checksum, expected,
+        "{contender}: CHECKSUM MISMATCH (got {:#x}, expected {expected:#x})",
+        ack.checksum
+    );
+}
+
+/// One measured run.
+struct Outcome {
+    label: String,
+    events: u64,
+    elapsed: Duration,
+}
+
+/// Every run of one contender.
+struct Runs {
+    label: String,
+    events: u64,
+    elapsed: Vec<Duration>,
+}
+
+impl Runs {
+    fn new() -> Runs {
+        Runs {
+            label: String::new(),
+            events: 0,
+            elapsed: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, outcome: Outcome) {
+        self.label = outcome.label;
+        self.events = outcome.events;
+        self.elapsed.push(outcome.elapsed);
+    }
+
+    fn rates(&self) -> Vec<f64> {
+        let mut rates: Vec<f64> = self
+            .elapsed
+            .iter()
+            .map(|e| self.events as f64 / e.as_secs_f64())
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        rates
+    }
+
+    /// Median events per second over the runs.
+    fn median(&self) -> f64 {
+        let rates = self.rates();
+        let mid = rates.len() / 2;
+        if rates.len() % 2 == 1 {
+            rates[mid]
+        } else {
+            (rates[mid - 1] + rates[mid]) / 2.0
+        }
+    }
+
+    fn print(&self) {
+        let rates = self.rates();
+        let median = self.median();
+        println!(
+            "  {:<50} {:>11} {:>4} {:>10.1} {:>10.2} {:>10.1} {:>10.1}",
+            self.label,
+            self.events,
+            rates.len(),
+            median / 1e6,
+            1e9 / median,
+            rates.first().copied().unwrap_or(f64::NAN) / 1e6,
+            rates.last().copied().unwrap_or(f64::NAN) / 1e6,
+        );
+    }
+}
+
+fn print_header() {
+    println!(
+        "  {:<50} {:>11} {:>4} {:>10} {:>10} {:>10} {:>10}",
+        "contender", "events/run", "runs", "median", "ns/event", "min", "max"
+    );
+    println!(
+        "  {:<50} {:>11} {:>4} {:>10} {:>10} {:>10} {:>10}",
+        "", "", "", "M ev/s", "(median)", "M ev/s", "M ev/s"
+    );
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Single,
+    Batch,
+}
+
+fn main() {
+    if let Some(role) = common::child_role() {
+        run_child(&role);
+        return;
+    }
+
+    let pinning = pin_main_thread();
+    println!("throughput: SPSC events per second, busy spin, order and checksum verified");
+    println!("{}", machine_line(pinning));
+    let warmup = iterations(WARMUP, BATCH as u64);
+    println!(
+        "ring capacity {RING_CAPACITY} events, batches of {BATCH}, {warmup} warm-up events before each library run, {RUNS} runs per contender (interleaved)"
+    );
+    println!();
+
+    let results8 = run_size::<u64>(pinning, warmup, iterations(EVENTS_8, BATCH as u64));
+    let mut socket = Runs::new();
+    for _ in 0..RUNS {
+        let count = iterations(SOCKET_EVENTS, EVENTS_PER_BUFFER);
+        let warmup = iterations(SOCKET_EVENTS / 8, EVENTS_PER_BUFFER);
+        socket.add(progress(unix_socket(pinning, warmup, count)));
+    }
+    let results64 = run_size::<Event64>(pinning, warmup, iterations(EVENTS_64, BATCH as u64));
+
+    println!();
+    print_table::<u64>(&results8, Some(&socket));
+    println!();
+    print_table::<Event64>(&results64, None);
+}
+
+fn progress(outcome: Outcome) -> Outcome {
+    println!(
+        "  measured {:<50} {:>8.1} M events/s",
+        outcome.label,
+        outcome.events as f64 / outcome.elapsed.as_secs_f64() / 1e6
+    );
+    outcome
+}
+
+/// disruptor-mp single, upstream single, disruptor-mp batch, upstream batch.
+struct SizeResults {
+    mp_single: Runs,
+    up_single: Runs,
+    mp_batch: Runs,
+    up_batch: Runs,
+}
+
+/// Runs every library contender [`RUNS`] times, interleaved so that drift in the machine's speed hits
+/// them alike.
+fn run_size<E: BenchEvent>(pinning: Option<Pinning>, warmup: u64, count: u64) -> SizeResults {
+    let mut results = SizeResults {
+        mp_single: Runs::new(),
+        up_single: Runs::new(),
+        mp_batch: Runs::new(),
+        up_batch: Runs::new(),
+    };
+    for _ in 0..RUNS {
+        let runs = [
+            (Mode::Single, &mut results.mp_single, &mut results.up_single),
+            (Mode::Batch, &mut results.mp_batch, &mut results.up_batch),
+        ];
+        for (mode, mp, up) in runs {
+            mp.add(progress(disruptor_mp::<E>(pinning, mode, warmup, count)));
+            up.add(progress(upstream::<E>(pinning, mode, warmup, count)));
+        }
+    }
+    results
+}
+
+fn print_table<E: BenchEvent>(results: &SizeResults, socket: Option<&Runs>) {
+    println!(
+        "== throughput, {} events ({} B), SPSC, busy spin ==",
+        E::LABEL,
+        std::mem::size_of::<E>()
+    );
+    print_header();
+    results.mp_single.print();
+    results.up_single.print();
+    results.mp_batch.print();
+    results.up_batch.print();
+    if let Some(socket) = socket {
+        socket.print();
+    }
+    println!(
+        "  ratio of medians disruptor-mp / upstream: publish {:.2}x, batch of {BATCH} {:.2}x (target >= 0.80x)",
+        ratio(results.mp_single.median(), results.up_single.median()),
+        ratio(results.mp_batch.median(), results.up_batch.median()),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// disruptor-mp, two processes
+// ---------------------------------------------------------------------------------------------------
+
+/// Parent side: publishes on the data ring, reads the child's acknowledgements on the ack ring.
+fn disruptor_mp<E: BenchEvent>(
+    pinning: Option<Pinning>,
+    mode: Mode,
+    warmup: u64,
+    count: u64,
+) -> Outcome {
+    let data_name = segment_name(&format!("tp-data-{}", E::TAG));
+    let ack_name = segment_name(&format!("tp-ack-{}", E::TAG));
+    let mut producer = build_shared_single_producer::<E>(&data_name, RING_CAPACITY)
+        .with_wait_strategy(WaitStrategy::BusySpin)
+        .build_producer()
+        .expect("create data ring");
+    let child = ChildGuard::spawn(
+        &format!(
+            "{ROLE_CONSUMER} {} {data_name} {ack_name} {warmup} {count} {}",
+            E::TAG,
+            common::peer_cpu_arg(pinning)
+        ),
+        &[&ack_name],
+    );
+    let mut acks = attach_shared_consumer::<[u64; 4]>(&ack_name)
+        .with_attach_timeout(SETUP_TIMEOUT)
+        .with_wait_strategy(WaitStrategy::BusySpin)
+        .build_consumer()
+        .expect("attach to the child's ack ring");
+    producer
+        .wait_for_consumers(1, SETUP_TIMEOUT)
+        .expect("child attached to the data ring");
+
+    // `publish` and `publish_batch` wait without a deadline for a consumer that may have died.
+    let _watchdog = Watchdog::arm("disruptor-mp run", RUN_LIMIT, &[&data_name, &ack_name]);
+    let label = match mode {
+        Mode::Single => "disruptor-mp publish (2 processes)".to_owned(),
+        Mode::Batch => format!("disruptor-mp publish_batch({BATCH}) (2 processes)"),
+    };
+    let mut batch = [E::default(); BATCH];
+    let mut publish_phase = |first: u64, n: u64| match mode {
+        Mode::Single => {
+            for seq in first..first + n {
+                producer.publish(E::for_seq(seq)).expect("publish");
+            }
+        }
+        Mode::Batch => {
+            for start in (first..first + n).step_by(BATCH) {
+                for (i, event) in batch.iter_mut().enumerate() {
+                    event.fill(start + i as u64);
+                }
+                producer.publish_batch(&batch).expect("publish_batch");
+            }
+        }
+    };
+    let mut wait_ack = || {
+        let (words, _) = acks
+            .consume_next_timeout(IDLE_TIMEOUT)
+            .expect("acknowledgement from the disruptor-mp consumer");
+        Ack::from_words(words)
+    };
+
+    publish_phase(0, warmup);
+    verify_ack::<E>(&label, wait_ack(), 0, warmup);
+    let start = Instant::now();
+    publish_phase(warmup, count);
+    let ack = wait_ack();
+    let elapsed = start.elapsed();
+    verify_ack::<E>(&label, ack, warmup, count);
+
+    drop(producer);
+    child.wait_success(EXIT_TIMEOUT);
+    Outcome {
+        label,
+        events: count,
+        elapsed,
+    }
+}
+
+fn run_child(role: &[String]) {
+    match role {
+        [name, tag, data, ack, warmup, count, cpu] if name == ROLE_CONSUMER => {
+            pin_child(cpu);
+            let warmup: u64 = warmup.parse().expect("warm-up count");
+            let count: u64 = count.parse().expect("event count");
+            match tag.as_str() {
+                "u64" => consume::<u64>(data, ack, warmup, count),
+                "u64x8" => consume::<Event64>(data, ack, warmup, count),
+                other => panic!("unknown event tag {other:?}"),
+            }
+        }
+        _ => panic!("unknown child role {role:?}"),
+    }
+}
+
+/// Child side: consumes both phases with `try_consume_batch`, verifying every event, and acknowledges
+/// each phase on the ack ring.
+fn consume<E: BenchEvent>(data_name: &str, ack_name: &str, warmup: u64, count: u64) {
+    let mut consumer = attach_shared_consumer::<E>(data_name)
+        .with_attach_timeout(SETUP_TIMEOUT)
+        .with_wait_strategy(WaitStrategy::BusySpin)
+        .build_consumer()
+        .expect("child: attach to the data ring");
+    let mut acks = build_shared_single_producer::<[u64; 4]>(ack_name, 8)
+        .with_wait_strategy(WaitStrategy::BusySpin)
+        .build_producer()
+        .expect("child: create the ack ring");
+    acks.wait_for_consumers(1, SETUP_TIMEOUT)
+        .expect("child: parent attached to the ack ring");
+
+    let mut verifier = Verifier::new();
+    let mut spin = Spin::in_child("data events");
+    for end in [warmup, warmup + count] {
+        while verifier.expected < end {
+            let max = (end - verifier.expected) as usize;
+            let handled = consumer
+                .try_consume_batch(max, |event, sequence, _end_of_batch| {
+                    verifier.check(event, Some(sequence))
+                })
+                .expect("child: consume");
+            if handled == 0 {
+                spin.idle();
+            } else {
+                spin.progress();
+            }
+        }
+        acks.publish(verifier.end_phase().to_words())
+            .expect("child: publish ack");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Upstream disruptor, two threads
+// ---------------------------------------------------------------------------------------------------
+
+/// Where the upstream handler thread publishes its acknowledgements: the ack fields, then `phase`
+/// (release) to hand them over.
+#[derive(Default)]
+struct AckCell {
+    phase: AtomicU64,
+    seen: AtomicU64,
+    checksum: AtomicU64,
+    bad: AtomicU64,
+}
+
+impl AckCell {
+    fn publish(&self, phase: u64, ack: Ack) {
+        self.seen.store(ack.seen, Ordering::Relaxed);
+        self.checksum.store(ack.checksum, Ordering::Relaxed);
+        self.bad.store(ack.bad, Ordering::Relaxed);
+        self.phase.store(phase, Ordering::Release);
+    }
+
+    fn wait(&self, phase: u64) -> Ack {
+        let mut spin = Spin::new("the upstream consumer's acknowledgement");
+        while self.phase.load(Ordering::Acquire) < phase {
+            spin.idle();
+        }
+        Ack {
+            seen: self.seen.load(Ordering::Relaxed),
+            checksum: self.checksum.load(Ordering::Relaxed),
+            bad: self.bad.load(Ordering::Relaxed),
+        }
+    }
+}
+
+struct UpstreamConsumer {
+    verifier: Verifier,
+    phase_ends: [u64; 2],
+    phase: usize,
+    cell: Arc<AckCell>,
+}
+
+fn upstream<E: BenchEvent>(
+    pinning: Option<Pinning>,
+    mode: Mode,
+    warmup: u64,
+    count: u64,
+) -> Outcome {
+    let cell = Arc::new(AckCell::default());
+    let handler_cell = Arc::clone(&cell);
+    // The handler thread pins itself: upstream's `pin_at_core` only accepts cores in the building
+    // thread's affinity mask, and this thread is pinned to the main CPU.
+    let init = move || {
+        pin_peer(pinning);
+        UpstreamConsumer {
+            verifier: Verifier::new(),
+            phase_ends: [warmup, warmup + count],
+            phase: 0,
+            cell: handler_cell,
+        }
+    };
+    let handler = |state: &mut UpstreamConsumer, event: &E, sequence: i64, _end_of_batch: bool| {
+        state.verifier.check(event, Some(sequence as u64));
+        if state.verifier.expected == state.phase_ends[state.phase.min(1)] {
+            state.phase += 1;
+            let ack = state.verifier.end_phase();
+            state.cell.publish(state.phase as u64, ack);
+        }
+    };
+    // Upstream `publish` and `batch_publish` spin without a deadline.
+    let _watchdog = Watchdog::arm("upstream disruptor run", RUN_LIMIT, &[]);
+    let mut producer = disruptor::build_single_producer(RING_CAPACITY, E::default, BusySpin)
+        .handle_events_and_state_with(handler, init)
+        .build();
+
+    let label = match mode {
+        Mode::Single => "disruptor 4.4 upstream publish (2 threads)".to_owned(),
+        Mode::Batch => format!("disruptor 4.4 upstream batch_publish({BATCH}) (2 threads)"),
+    };
+    let mut publish_phase = |first: u64, n: u64| match mode {
+        Mode::Single => {
+            for seq in first..first + n {
+                producer.publish(|slot| slot.fill(seq));
+            }
+        }
+        Mode::Batch => {
+            for start in (first..first + n).step_by(BATCH) {
+                producer.batch_publish(BATCH, |slots| {
+                    for (i, slot) in slots.enumerate() {
+                        slot.fill(start + i as u64);
+                    }
+                });
+            }
+        }
+    };
+
+    publish_phase(0, warmup);
+    verify_ack::<E>(&label, cell.wait(1), 0, warmup);
+    let start = Instant::now();
+    publish_phase(warmup, count);
+    let ack = cell.wait(2);
+    let elapsed = start.elapsed();
+    verify_ack::<E>(&label, ack, warmup, count);
+
+    drop(producer); // joins the handler thread
+    Outcome {
+        label,
+        events: count,
+        elapsed,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Unix socket stream, two threads
+// ---------------------------------------------------------------------------------------------------
+
+/// 8-byte events (little-endian sequence numbers) written in 4 KiB buffers; the reader verifies them and
+/// answers each phase with a 24-byte acknowledgement.
+fn unix_socket(pinning: Option<Pinning>, warmup: u64, count: u64) -> Outcome {
+    let (mut writer, mut reader) = UnixStream::pair().expect("socketpair");
+    for s in [&writer, &reader] {
+        s.set_read_timeout(Some(IDLE_TIMEOUT)).expect("timeout");
+        s.set_write_timeout(Some(IDLE_TIMEOUT)).expect("timeout");
+    }
+    let peer = std::thread::spawn(move || {
+        pin_peer(pinning);
+        let mut verifier = Verifier::new();
+        let mut buf = [0u8; SOCKET_BUFFER];
+        for end in [warmup, warmup + count] {
+            while verifier.expected < end {
+                reader.read_exact(&mut buf).expect("socket reader: read");
+                for word in buf.chunks_exact(8) {
+                    let event = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+                    verifier.check(&event, None);
+                }
+            }
+            let ack = verifier.end_phase();
+            let mut out = [0u8; 24];
+            for (chunk, value) in out
+                .chunks_exact_mut(8)
+                .zip([ack.seen, ack.checksum, ack.bad])
+            {
+                chunk.copy_from_slice(&value.to_le_bytes());
+            }
+            reader.write_all(&out).expect("socket reader: ack");
+        }
+    });
+
+    let label = format!("unix socket, {SOCKET_BUFFER} B writes (2 threads)");
+    let mut buf = [0u8; SOCKET_BUFFER];
+    let mut publish_phase = |writer: &mut UnixStream, first: u64, n: u64| {
+        for start in (first..first + n).step_by(EVENTS_PER_BUFFER as usize) {
+            for (i, word) in buf.chunks_exact_mut(8).enumerate() {
+                word.copy_from_slice(&(start + i as u64).to_le_bytes());
+            }
+            writer.write_all(&buf).expect("socket writer: write");
+        }
+    };
+    let wait_ack = |writer: &mut UnixStream| {
+        let mut ack = [0u8; 24];
+        writer
+            .read_exact(&mut ack)
+            .expect("socket writer: read ack");
+        let word =
+            |i: usize| u64::from_le_bytes(ack[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        Ack {
+            seen: word(0),
+            checksum: word(1),
+            bad: word(2),
+        }
+    };
+
+    publish_phase(&mut writer, 0, warmup);
+    verify_ack::<u64>(&label, wait_ack(&mut writer), 0, warmup);
+    let start = Instant::now();
+    publish_phase(&mut writer, warmup, count);
+    let ack = wait_ack(&mut writer);
+    let elapsed = start.elapsed();
+    verify_ack::<u64>(&label, ack, warmup, count);
+    peer.join().expect("socket reader thread panicked");
+    Outcome {
+        label,
+        events: count,
+        elapsed,
+    }
+}
