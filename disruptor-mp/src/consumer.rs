@@ -147,7 +147,7 @@ impl<E: RingEvent> Drop for EventLease<'_, E> {
 impl<E: RingEvent> SharedConsumer<E> {
     /// The next event, read in place, if one is available now. `Ok(None)`: none yet.
     /// [`ConsumeError::Closed`]: the producer closed the ring and every event has been read.
-    #[inline]
+    #[inline(always)]
     pub fn try_consume_next_leased(&mut self) -> Result<Option<EventLease<'_, E>>, ConsumeError> {
         if self.ring.poll() == 0 {
             return self.empty().map(|()| None);
@@ -195,7 +195,7 @@ impl<E: RingEvent> SharedConsumer<E> {
     /// assert_eq!((handled, sum), (3, 60));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn try_consume_batch(
         &mut self,
         max: usize,
@@ -219,7 +219,7 @@ impl<E: RingEvent> SharedConsumer<E> {
         Ok(self.handle_batch(available, max, handle))
     }
 
-    #[inline]
+    #[inline(always)]
     fn handle_batch(
         &mut self,
         available: u64,

@@ -124,7 +124,7 @@ pub struct ProducerStats {
 
 impl<E: RingEvent> SharedProducer<E> {
     /// Publishes `event` if there is room now; returns its sequence, or [`PublishError::Full`].
-    #[inline]
+    #[inline(always)]
     pub fn try_publish(&mut self, event: E) -> Result<u64, PublishError> {
         self.ring
             .try_publish_with(|slot| *slot = event)
@@ -134,9 +134,9 @@ impl<E: RingEvent> SharedProducer<E> {
     }
 
     /// Publishes `event`, waiting as long as it takes for the slowest consumer to make room.
-    #[inline]
+    #[inline(always)]
     pub fn publish(&mut self, event: E) -> Result<u64, PublishError> {
-        self.publish_with_deadline(None, |slot| *slot = event)
+        self.publish_with(|slot| *slot = event)
     }
 
     /// Publishes `event`, waiting at most `timeout` for room; [`PublishError::Timeout`] if none came.
@@ -146,6 +146,7 @@ impl<E: RingEvent> SharedProducer<E> {
 
     /// Fills the next slot in place with `write` and publishes it, waiting as long as it takes for room.
     /// The slot holds an older event when `write` is called: set every field you care about.
+    #[inline(always)]
     pub fn publish_with(&mut self, write: impl FnOnce(&mut E)) -> Result<u64, PublishError> {
         self.publish_with_deadline(None, write)
     }
@@ -157,29 +158,30 @@ impl<E: RingEvent> SharedProducer<E> {
         })
     }
 
+    #[inline(always)]
     fn publish_with_deadline(
         &mut self,
         timeout: Option<Duration>,
         write: impl FnOnce(&mut E),
     ) -> Result<u64, PublishError> {
-        self.wait_for_room(1, timeout, deadline_after(timeout))?;
+        if !self.ring.has_room(1) {
+            self.wait_for_room(1, timeout, deadline_after(timeout))?;
+        }
         self.ring.try_publish_with(write).ok_or(PublishError::Full {
             capacity: self.ring.capacity(),
         })
     }
 
     /// Waits until `count` (at most the capacity) more events fit, until `deadline`; `timeout` is only
-    /// reported in the error.
-    #[inline]
+    /// reported in the error. The slow path of every blocking publish: kept out of line.
+    #[cold]
+    #[inline(never)]
     fn wait_for_room(
         &mut self,
         count: u64,
         timeout: Option<Duration>,
         deadline: Option<Instant>,
     ) -> Result<(), PublishError> {
-        if self.ring.has_room(count) {
-            return Ok(());
-        }
         let mut waiter = Waiter::until(self.wait_strategy, deadline);
         loop {
             let keep_waiting = waiter.pause();
@@ -238,7 +240,9 @@ impl<E: RingEvent> SharedProducer<E> {
         while !rest.is_empty() {
             // Wait for room for one event, then publish the largest prefix that fits (halving), so a nearly
             // full ring still makes progress instead of waiting for a whole ring's worth of room.
-            self.wait_for_room(1, timeout, deadline)?;
+            if !self.ring.has_room(1) {
+                self.wait_for_room(1, timeout, deadline)?;
+            }
             let mut chunk = rest.len().min(capacity);
             while self.ring.try_publish_slice(&rest[..chunk]).is_none() {
                 chunk /= 2;

@@ -110,7 +110,7 @@ impl<E: RingEvent> ProducerRing<E> {
 
     /// Whether `count` (at most the capacity) more events fit; refreshes the gate when the cached one is
     /// exhausted.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn has_room(&mut self, count: u64) -> bool {
         debug_assert!(count <= self.capacity);
         let end = self.next + count;
@@ -128,7 +128,7 @@ impl<E: RingEvent> ProducerRing<E> {
 
     /// Release-stores the published count: everything written to slots below it becomes visible to any
     /// consumer that acquire-loads it.
-    #[inline]
+    #[inline(always)]
     fn publish_up_to(&mut self, end: u64) {
         self.next = end;
         self.segment
@@ -140,7 +140,7 @@ impl<E: RingEvent> ProducerRing<E> {
 
     /// Lets `write` fill the next slot in place and publishes it, if there is room; returns its sequence.
     /// The slot holds whatever event was there before (or zeroes), always a valid `E`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_publish_with(&mut self, write: impl FnOnce(&mut E)) -> Option<u64> {
         if !self.has_room(1) {
             return None;
@@ -226,7 +226,7 @@ impl<E: RingEvent> ConsumerRing<E> {
     }
 
     /// Number of events readable now, loading `published` only when the cached value is used up.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn poll(&mut self) -> u64 {
         if self.next == self.available {
             // Acquire: pairs with the producer's Release store; the slots below are now visible.
@@ -242,7 +242,7 @@ impl<E: RingEvent> ConsumerRing<E> {
     }
 
     /// The event at `sequence`, which must be readable: `next <= sequence < available`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn event(&self, sequence: u64) -> &E {
         assert!(
             sequence >= self.next && sequence < self.available,
@@ -257,7 +257,7 @@ impl<E: RingEvent> ConsumerRing<E> {
 
     /// Marks `count` more events consumed and release-stores the cursor, letting the producer reuse
     /// their slots.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn commit(&mut self, count: u64) {
         debug_assert!(self.next + count <= self.available);
         self.next += count;

@@ -633,6 +633,7 @@ impl Segment {
     }
 
     /// The segment's shape.
+    #[inline]
     pub(crate) fn geometry(&self) -> &Geometry {
         &self.geometry
     }
@@ -654,6 +655,7 @@ impl Segment {
     }
 
     /// The producer's shared words.
+    #[inline]
     pub(crate) fn producer_region(&self) -> &ProducerRegion {
         // SAFETY: validated geometry places the producer region inside the mapping at a 128-aligned offset;
         // all-zero or any other bytes are valid atomics; it lives as long as `self.mapping`.
@@ -668,6 +670,7 @@ impl Segment {
     }
 
     /// The consumer table entry `index` (panics if out of range: callers iterate `0..consumer_slots`).
+    #[inline]
     pub(crate) fn consumer_slot(&self, index: usize) -> &ConsumerSlot {
         assert!(index < self.geometry.consumer_slots as usize);
         // SAFETY: index < consumer_slots, and validated geometry places the whole table inside the mapping
