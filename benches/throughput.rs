@@ -1,5 +1,5 @@
 //! SPSC throughput in events per second, busy spin: disruptor-mp across two processes (single `publish`
-//! and `publish_batch` of 64) against the upstream in-process `disruptor` crate (single `publish` and
+//! and `publish_batch_with` of 64, in place) against the upstream in-process `disruptor` crate (single `publish` and
 //! `batch_publish(64, ..)`), and a Unix socket stream for scale.
 //!
 //! Every contender runs the same protocol: the producer publishes a warm-up phase and waits for the
@@ -337,13 +337,12 @@ fn disruptor_mp<E: BenchEvent>(
         .wait_for_consumers(1, SETUP_TIMEOUT)
         .expect("child attached to the data ring");
 
-    // `publish` and `publish_batch` wait without a deadline for a consumer that may have died.
+    // `publish` and `publish_batch_with` wait without a deadline for a consumer that may have died.
     let _watchdog = Watchdog::arm("disruptor-mp run", RUN_LIMIT, &[&data_name, &ack_name]);
     let label = match mode {
         Mode::Single => "disruptor-mp publish (2 processes)".to_owned(),
-        Mode::Batch => format!("disruptor-mp publish_batch({BATCH}) (2 processes)"),
+        Mode::Batch => format!("disruptor-mp publish_batch_with({BATCH}) (2 processes)"),
     };
-    let mut batch = [E::default(); BATCH];
     let mut publish_phase = |first: u64, n: u64| match mode {
         Mode::Single => {
             for seq in first..first + n {
@@ -351,11 +350,11 @@ fn disruptor_mp<E: BenchEvent>(
             }
         }
         Mode::Batch => {
-            for start in (first..first + n).step_by(BATCH) {
-                for (i, event) in batch.iter_mut().enumerate() {
-                    event.fill(start + i as u64);
-                }
-                producer.publish_batch(&batch).expect("publish_batch");
+            // In place, as upstream's batch_publish writes its slots.
+            for _ in (first..first + n).step_by(BATCH) {
+                producer
+                    .publish_batch_with(BATCH, |seq, slot| slot.fill(seq))
+                    .expect("publish_batch_with");
             }
         }
     };

@@ -200,7 +200,10 @@ impl<E: RingEvent> SharedProducer<E> {
     /// sequences. Each run of events that fits is copied in and made visible with a single release store,
     /// so consumers may see a prefix of the batch before the rest.
     pub fn publish_batch(&mut self, events: &[E]) -> Result<Range<u64>, PublishError> {
-        self.publish_batch_with_deadline(events, None)
+        let first = self.ring.next_sequence();
+        self.publish_many_with_deadline(events.len() as u64, None, |sequence, slot| {
+            *slot = events[(sequence - first) as usize]
+        })
     }
 
     /// [`publish_batch`](Self::publish_batch) waiting at most `timeout` in all. On
@@ -211,45 +214,74 @@ impl<E: RingEvent> SharedProducer<E> {
         events: &[E],
         timeout: Duration,
     ) -> Result<Range<u64>, PublishError> {
-        self.publish_batch_with_deadline(events, Some(timeout))
+        let first = self.ring.next_sequence();
+        self.publish_many_with_deadline(events.len() as u64, Some(timeout), |sequence, slot| {
+            *slot = events[(sequence - first) as usize]
+        })
+    }
+
+    /// Publishes `count` events written in place by `fill(sequence, slot)`, in sequence order, waiting
+    /// for room as needed; like [`publish_batch`](Self::publish_batch) without building the events
+    /// elsewhere first. Slots hold older events when `fill` sees them: set every field you care about.
+    ///
+    /// ```
+    /// # use disruptor_mp::{attach_shared_consumer, build_shared_single_producer};
+    /// # let name = format!("doc-batch-with-{}", std::process::id());
+    /// # let mut producer = build_shared_single_producer::<u64>(&name, 64).build_producer()?;
+    /// # let mut consumer = attach_shared_consumer::<u64>(&name).build_consumer()?;
+    /// let sequences = producer.publish_batch_with(3, |sequence, slot| *slot = sequence * 10)?;
+    /// assert_eq!(sequences, 0..3);
+    /// assert_eq!(consumer.try_consume_next()?, Some((0, 0)));
+    /// assert_eq!(consumer.try_consume_next()?, Some((10, 1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_batch_with(
+        &mut self,
+        count: usize,
+        fill: impl FnMut(u64, &mut E),
+    ) -> Result<Range<u64>, PublishError> {
+        self.publish_many_with_deadline(count as u64, None, fill)
     }
 
     /// Publishes all of `events` (at most the capacity) with one release store if they all fit now;
     /// otherwise publishes nothing and returns [`PublishError::Full`].
     pub fn try_publish_batch(&mut self, events: &[E]) -> Result<Range<u64>, PublishError> {
         let capacity = self.ring.capacity();
-        if events.len() as u64 > capacity {
+        let count = events.len() as u64;
+        if count > capacity {
             return Err(PublishError::Full { capacity });
         }
-        let first = self
-            .ring
-            .try_publish_slice(events)
+        let first = self.ring.next_sequence();
+        self.ring
+            .try_publish_many_with(count, |sequence, slot| {
+                *slot = events[(sequence - first) as usize]
+            })
             .ok_or(PublishError::Full { capacity })?;
-        Ok(first..first + events.len() as u64)
+        Ok(first..first + count)
     }
 
-    fn publish_batch_with_deadline(
+    fn publish_many_with_deadline(
         &mut self,
-        events: &[E],
+        count: u64,
         timeout: Option<Duration>,
+        mut fill: impl FnMut(u64, &mut E),
     ) -> Result<Range<u64>, PublishError> {
         let first = self.ring.next_sequence();
-        let capacity = self.ring.capacity() as usize;
+        let end = first + count;
+        let capacity = self.ring.capacity();
         let deadline = deadline_after(timeout);
-        let mut rest = events;
-        while !rest.is_empty() {
-            // Wait for room for one event, then publish the largest prefix that fits (halving), so a nearly
+        while self.ring.next_sequence() < end {
+            // Wait for room for one event, then publish the largest run that fits (halving), so a nearly
             // full ring still makes progress instead of waiting for a whole ring's worth of room.
             if !self.ring.has_room(1) {
                 self.wait_for_room(1, timeout, deadline)?;
             }
-            let mut chunk = rest.len().min(capacity);
-            while self.ring.try_publish_slice(&rest[..chunk]).is_none() {
+            let mut chunk = (end - self.ring.next_sequence()).min(capacity);
+            while self.ring.try_publish_many_with(chunk, &mut fill).is_none() {
                 chunk /= 2;
             }
-            rest = &rest[chunk..];
         }
-        Ok(first..first + events.len() as u64)
+        Ok(first..end)
     }
 
     /// Waits until at least `count` consumers are attached, at most `timeout`; returns how many are.

@@ -155,17 +155,22 @@ impl<E: RingEvent> ProducerRing<E> {
         Some(sequence)
     }
 
-    /// Copies all of `events` (at most the capacity) into the ring and publishes them with one release
-    /// store, if there is room for all of them; returns the first sequence.
-    pub(crate) fn try_publish_slice(&mut self, events: &[E]) -> Option<u64> {
-        let count = events.len() as u64;
+    /// Lets `fill` write `count` (at most the capacity) consecutive slots in place, each with its sequence,
+    /// and publishes them all with one release store, if there is room for all of them; returns the first
+    /// sequence. Slots hold older events (always valid `E`s) when `fill` sees them.
+    #[inline(always)]
+    pub(crate) fn try_publish_many_with(
+        &mut self,
+        count: u64,
+        mut fill: impl FnMut(u64, &mut E),
+    ) -> Option<u64> {
         if !self.has_room(count) {
             return None;
         }
         let first = self.next;
-        for (offset, event) in events.iter().enumerate() {
-            // SAFETY: as in `try_publish_with`, for each of the `count` claimed sequences.
-            unsafe { self.slots.slot_ptr(first + offset as u64).write(*event) };
+        for sequence in first..first + count {
+            // SAFETY: as in `try_publish_with`, for each of the `count` sequences `has_room` cleared.
+            fill(sequence, unsafe { &mut *self.slots.slot_ptr(sequence) });
         }
         self.publish_up_to(first + count);
         Some(first)
