@@ -27,18 +27,22 @@ pub enum NameError {
         /// The name as given.
         name: String,
     },
-    /// The name is longer than the platform allows; use
+    /// The name is longer than the platform allows (see
+    /// [`MAX_SEGMENT_NAME_LEN`](crate::name::MAX_SEGMENT_NAME_LEN)); use
     /// [`portable_shm_segment_name`](crate::portable_shm_segment_name) to derive a short one.
     #[error(
-        "segment name {name:?} is {len} bytes with its leading slash; at most {max} are allowed"
+        "segment name {name:?} is {len} bytes with its leading slash; {platform} allows at most {max} \
+         (portable_shm_segment_name derives a name that fits every platform)"
     )]
     TooLong {
         /// The name as given.
         name: String,
         /// Its length with the leading slash.
         len: usize,
-        /// The limit.
+        /// The limit on this platform.
         max: usize,
+        /// The platform whose limit applies (`"Linux"` or `"macOS"`).
+        platform: &'static str,
     },
 }
 

@@ -7,11 +7,16 @@
 use crate::error::NameError;
 use crate::layout::Fnv64;
 
-/// Longest name this crate accepts, leading slash included (Linux's `NAME_MAX`).
-pub const MAX_SEGMENT_NAME_LEN: usize = 255;
+/// Longest explicit segment name accepted on the platform being built, leading slash included: 255 bytes
+/// on Linux (`NAME_MAX`), 31 on macOS (`PSHMNAMLEN`). A longer name is refused with
+/// [`NameError::TooLong`] before any system call.
+pub const MAX_SEGMENT_NAME_LEN: usize = crate::backend::shm::MAX_NAME_LEN;
 
 /// Longest name [`portable_shm_segment_name`] produces, leading slash included (macOS's `PSHMNAMLEN`).
 pub const PORTABLE_SEGMENT_NAME_LEN: usize = 31;
+
+// Portable names fit the strictest supported platform, so they are accepted everywhere.
+const _: () = assert!(PORTABLE_SEGMENT_NAME_LEN <= MAX_SEGMENT_NAME_LEN);
 
 /// Longest readable prefix kept from the label in a portable name: `/` + prefix + `-` + 16 hex digits.
 const PORTABLE_PREFIX_LEN: usize = PORTABLE_SEGMENT_NAME_LEN - 1 - 1 - 16;
@@ -72,6 +77,7 @@ pub(crate) fn normalize_segment_name(name: &str) -> Result<String, NameError> {
             name: name.to_string(),
             len: full.len(),
             max: MAX_SEGMENT_NAME_LEN,
+            platform: crate::backend::shm::PLATFORM_NAME,
         });
     }
     Ok(full)
@@ -135,6 +141,42 @@ mod tests {
         assert!(matches!(
             normalize_segment_name(&"x".repeat(300)),
             Err(NameError::TooLong { len: 301, .. })
+        ));
+    }
+
+    #[test]
+    fn the_platform_name_limit_is_exact() {
+        let longest = "n".repeat(MAX_SEGMENT_NAME_LEN - 1);
+        assert_eq!(
+            normalize_segment_name(&longest).unwrap().len(),
+            MAX_SEGMENT_NAME_LEN
+        );
+        let too_long = "n".repeat(MAX_SEGMENT_NAME_LEN);
+        let error = normalize_segment_name(&too_long).unwrap_err();
+        assert_eq!(
+            error,
+            NameError::TooLong {
+                name: too_long,
+                len: MAX_SEGMENT_NAME_LEN + 1,
+                max: MAX_SEGMENT_NAME_LEN,
+                platform: crate::backend::shm::PLATFORM_NAME,
+            }
+        );
+        assert!(error.to_string().contains("portable_shm_segment_name"));
+    }
+
+    #[cfg(target_os = "macos")]
+    #[test]
+    fn macos_refuses_names_beyond_pshmnamlen() {
+        assert_eq!(MAX_SEGMENT_NAME_LEN, 31);
+        assert!(matches!(
+            normalize_segment_name("a-name-that-is-thirty-two-bytes"),
+            Err(NameError::TooLong {
+                len: 32,
+                max: 31,
+                platform: "macOS",
+                ..
+            })
         ));
     }
 }

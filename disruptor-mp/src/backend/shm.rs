@@ -1,9 +1,37 @@
-//! POSIX shared-memory backend: `shm_open`, `ftruncate`, `fstat`, `mmap`, `shm_unlink`.
+//! Named POSIX shared-memory objects: `shm_open`, `ftruncate`, `fstat`, `shm_unlink`, and the name limit.
+//!
+//! Linux and macOS both provide these calls, with differences this module absorbs:
+//! - **Name length.** Linux keeps objects as files under `/dev/shm`, so a name may have up to `NAME_MAX`
+//!   (255) bytes. macOS refuses names longer than `PSHMNAMLEN` (31) bytes with `ENAMETOOLONG`;
+//!   [`MAX_NAME_LEN`] is the limit of the platform being built, and names are checked against it before
+//!   any call.
+//! - **Sizing.** A macOS object can be sized only once (a second `ftruncate` fails with `EINVAL`) and its
+//!   `fstat` size may be rounded up to a whole page. [`ShmObject::create`] sizes exactly once, and
+//!   attachers only ever require the object to be *at least* the size the header claims.
+//! - **Listing.** macOS has no `/dev/shm` (nor any other way to list objects), so nothing in the crate
+//!   enumerates segments through the file system.
+//! - **Mode argument.** `shm_open` is variadic on macOS, where `mode_t` is 16 bits and a variadic argument
+//!   must be passed at its promoted width; the mode is therefore a `c_uint` on both systems (Linux's
+//!   `mode_t` is a `c_uint` too).
 
 use super::Mapping;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Longest object name the platform accepts, leading slash included: Linux's `NAME_MAX`.
+#[cfg(target_os = "linux")]
+pub(crate) const MAX_NAME_LEN: usize = 255;
+/// Longest object name the platform accepts, leading slash included: macOS's `PSHMNAMLEN`.
+#[cfg(target_os = "macos")]
+pub(crate) const MAX_NAME_LEN: usize = 31;
+
+/// The platform [`MAX_NAME_LEN`] belongs to, for error messages.
+#[cfg(target_os = "linux")]
+pub(crate) const PLATFORM_NAME: &str = "Linux";
+/// The platform [`MAX_NAME_LEN`] belongs to, for error messages.
+#[cfg(target_os = "macos")]
+pub(crate) const PLATFORM_NAME: &str = "macOS";
 
 /// An open shared-memory object. The descriptor closes on drop; the name stays until [`unlink`].
 #[derive(Debug)]
@@ -18,7 +46,7 @@ fn c_name(name: &str) -> io::Result<CString> {
 impl ShmObject {
     /// Creates a new object, failing with `AlreadyExists` if the name is taken (`O_EXCL`), and sizes it
     /// to `len` zero bytes.
-    pub(crate) fn create(name: &str, len: usize, mode: u32) -> io::Result<ShmObject> {
+    pub(crate) fn create(name: &str, len: usize, mode: libc::c_uint) -> io::Result<ShmObject> {
         let c_name = c_name(name)?;
         // SAFETY: `c_name` is a valid NUL-terminated string; the returned descriptor is checked and then
         // owned by `OwnedFd`.
@@ -26,7 +54,7 @@ impl ShmObject {
             libc::shm_open(
                 c_name.as_ptr(),
                 libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
-                mode as libc::mode_t,
+                mode,
             )
         };
         if fd < 0 {
