@@ -17,14 +17,15 @@ pub const ROLE_ENV: &str = "DMP_CHILD_ROLE";
 /// Name of the `#[test]` function each cross-process test file defines to dispatch child roles.
 pub const CHILD_ENTRY: &str = "child_process_entry";
 
-/// A segment name unique to this process and call, so parallel tests never collide.
+/// A segment name unique to this process and call, so parallel tests never collide. It is a
+/// [`portable_shm_segment_name`](disruptor_mp::portable_shm_segment_name), so it fits macOS's 31-byte limit.
 pub fn unique_segment_name(label: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
+    disruptor_mp::portable_shm_segment_name(&format!(
         "dmp-test-{label}-{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    ))
 }
 
 /// The role this process was started with, if it is a child.

@@ -1,7 +1,9 @@
 //! Attaching to garbage: random bytes, truncated segments, and a valid segment with each header field
 //! corrupted in turn. Every case must end in a clear error, promptly — never a panic, a crash or a hang.
 //!
-//! Segments are forged through `/dev/shm`, where Linux keeps POSIX shared-memory objects.
+//! Segments are forged through `/dev/shm`, where Linux keeps POSIX shared-memory objects as files. macOS
+//! has no such directory, so this file is Linux-only; the validation it exercises is platform-independent
+//! code in `segment.rs`.
 #![cfg(target_os = "linux")]
 
 use disruptor_mp::segment::{HEADER_FIELDS, READY};
@@ -19,7 +21,8 @@ struct Forged {
 impl Forged {
     fn new(label: &str, bytes: &[u8]) -> Forged {
         let name = unique_segment_name(label);
-        let path = PathBuf::from(format!("/dev/shm/{name}"));
+        // Linux keeps POSIX shared-memory objects as files here, named without the leading slash.
+        let path = PathBuf::from(format!("/dev/shm/{}", name.trim_start_matches('/')));
         std::fs::write(&path, bytes).unwrap();
         Forged { name, path }
     }

@@ -248,33 +248,55 @@ impl Spin {
 // CPU pinning and the machine line
 // ---------------------------------------------------------------------------------------------------
 
-/// The CPUs this process may run on (its affinity mask), in increasing order.
-pub fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: `cpu_set_t` is a plain bit array; all-zero is a valid (empty) set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid, writable `cpu_set_t` of the size passed; pid 0 means this thread.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return Vec::new();
+pub use affinity::{allowed_cpus, pin_current_thread};
+
+/// Thread-to-CPU binding through the Linux affinity calls.
+#[cfg(target_os = "linux")]
+mod affinity {
+    /// The CPUs this process may run on (its affinity mask), in increasing order.
+    pub fn allowed_cpus() -> Vec<usize> {
+        // SAFETY: `cpu_set_t` is a plain bit array; all-zero is a valid (empty) set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid, writable `cpu_set_t` of the size passed; pid 0 means this thread.
+        let rc =
+            unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        if rc != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: `cpu` is below CPU_SETSIZE, the number of bits in `set`.
+            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+            .collect()
     }
-    (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `cpu` is below CPU_SETSIZE, the number of bits in `set`.
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect()
+
+    /// Pins the calling thread to `cpu`; returns whether the kernel accepted it.
+    pub fn pin_current_thread(cpu: usize) -> bool {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return false;
+        }
+        // SAFETY: `cpu_set_t` is a plain bit array; all-zero is a valid (empty) set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `cpu` was checked to be below CPU_SETSIZE, the number of bits in `set`.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        // SAFETY: `set` is a valid `cpu_set_t` of the size passed; pid 0 means the calling thread.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
+    }
 }
 
-/// Pins the calling thread to `cpu`; returns whether the kernel accepted it.
-pub fn pin_current_thread(cpu: usize) -> bool {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return false;
+/// macOS cannot bind a thread to a CPU: its only affinity call (`thread_policy_set` with affinity tags)
+/// groups threads as a hint, and Apple silicon ignores it. Benchmarks run unpinned there and say so in
+/// their machine line.
+#[cfg(not(target_os = "linux"))]
+mod affinity {
+    /// No CPU list is available: the caller treats the process as unpinnable.
+    pub fn allowed_cpus() -> Vec<usize> {
+        Vec::new()
     }
-    // SAFETY: `cpu_set_t` is a plain bit array; all-zero is a valid (empty) set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` was checked to be below CPU_SETSIZE, the number of bits in `set`.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid `cpu_set_t` of the size passed; pid 0 means the calling thread.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
+
+    /// Binding is unavailable; always `false`.
+    pub fn pin_current_thread(_cpu: usize) -> bool {
+        false
+    }
 }
 
 /// Where the two sides of every pair run: `main` for the measuring side (this thread), `peer` for the

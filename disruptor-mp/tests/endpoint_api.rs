@@ -2,13 +2,14 @@
 //! closing, and joining a running ring. Cross-process behaviour is tested in the workspace's `tests/`.
 
 use disruptor_mp::{
-    attach_shared_consumer, build_shared_single_producer, AttachError, ConsumeError, CreateError,
-    PublishError, SharedConsumer, SharedProducer,
+    attach_shared_consumer, build_shared_single_producer, portable_shm_segment_name, AttachError,
+    ConsumeError, CreateError, PublishError, SharedConsumer, SharedProducer,
 };
 use std::time::{Duration, Instant};
 
+/// A segment name unique to this test process, short enough for every platform.
 fn unique(label: &str) -> String {
-    format!("dmp-api-{label}-{}", std::process::id())
+    portable_shm_segment_name(&format!("dmp-api-{label}-{}", std::process::id()))
 }
 
 /// A fresh ring of `u64` with one attached consumer.
