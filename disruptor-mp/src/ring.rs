@@ -177,7 +177,7 @@ impl<E: RingEvent> ProducerRing<E> {
     }
 
     /// Marks the ring closed after the last publish (consumers drain, then see `Closed`) and removes its
-    /// name so no new consumer attaches.
+    /// name so no new consumer attaches, unless the name now belongs to a newer segment.
     pub(crate) fn close(&self) {
         // Release: pairs with the consumers' Acquire load; every publish happened before.
         self.segment
@@ -185,7 +185,7 @@ impl<E: RingEvent> ProducerRing<E> {
             .closed
             .0
             .store(1, Ordering::Release);
-        let _ = self.segment.unlink();
+        let _ = self.segment.unlink_if_current();
     }
 }
 

@@ -692,9 +692,30 @@ impl Segment {
         unsafe { self.mapping.base().add(self.geometry.slots_offset as usize) }
     }
 
-    /// Removes the segment's name so no new process can attach; mapped processes are unaffected.
-    pub(crate) fn unlink(&self) -> io::Result<()> {
-        shm::unlink(&self.name)
+    /// Removes the segment's name so no new process can attach (mapped processes are unaffected), if the
+    /// name still refers to this segment. A name that someone removed and a newer segment then took
+    /// (another epoch) is left alone. Returns whether the name was removed.
+    ///
+    /// The check and the removal are two system calls apart: a removal and re-creation of the name
+    /// within that window would still lose the newer segment's name.
+    pub(crate) fn unlink_if_current(&self) -> io::Result<bool> {
+        let object = match ShmObject::open(&self.name) {
+            Ok(object) => object,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // Ours is larger than the fixed part; anything smaller is some other object.
+        if object.len()? < CONSUMERS_OFFSET {
+            return Ok(false);
+        }
+        let probe = object.map(CONSUMERS_OFFSET as usize, false)?;
+        match read_ready_header(&probe) {
+            HeaderRead::Ready(header) if header.epoch == self.epoch => {
+                shm::unlink(&self.name)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

@@ -146,6 +146,33 @@ fn consumers_drain_then_see_closed() {
     ));
 }
 
+/// A producer whose name was removed and then taken by a newer producer must not remove the newer one's
+/// name when it drops. (Linux only: the test removes the name through `/dev/shm`.)
+#[cfg(target_os = "linux")]
+#[test]
+fn dropping_a_producer_leaves_a_newer_segment_of_the_same_name_alone() {
+    let name = unique("renamed");
+    let old = build_shared_single_producer::<u64>(&name, 8)
+        .build_producer()
+        .unwrap();
+    std::fs::remove_file(format!("/dev/shm{}", old.segment_name())).unwrap();
+    let new = build_shared_single_producer::<u64>(&name, 8)
+        .build_producer()
+        .unwrap();
+    assert_ne!(old.epoch(), new.epoch());
+    drop(old);
+    let consumer = attach_shared_consumer::<u64>(&name)
+        .build_consumer()
+        .expect("the newer segment keeps its name");
+    assert_eq!(consumer.epoch(), new.epoch());
+    drop(consumer);
+    drop(new);
+    assert!(matches!(
+        attach_shared_consumer::<u64>(&name).build_consumer(),
+        Err(AttachError::NotFound { .. })
+    ));
+}
+
 #[test]
 fn consume_timeout_expires_on_an_idle_ring() {
     let name = unique("idle");
