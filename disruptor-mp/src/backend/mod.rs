@@ -3,8 +3,9 @@
 //! # Design rule: one module per OS-specific facility
 //!
 //! Every facility the crate takes from the operating system gets its own module here, with one portable,
-//! crate-private API and the per-OS code behind `#[cfg(target_os = ...)]` inside that module. Code above
-//! this layer never writes `cfg(target_os)`; it calls the facility and reads its documented guarantees.
+//! crate-private API and the per-OS code behind `#[cfg(target_os = ...)]` inside that module. Above this
+//! layer, `cfg(target_os)` appears only in `lib.rs`'s platform gate and in platform-specific tests; other
+//! code calls the facility and relies on its documented guarantees.
 //!
 //! The supported platforms are Linux (tested) and macOS (type-checked for `x86_64-apple-darwin` and
 //! `aarch64-apple-darwin` in CI); `lib.rs` refuses every other target with one `compile_error!`. A new
