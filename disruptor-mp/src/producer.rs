@@ -167,9 +167,7 @@ impl<E: RingEvent> SharedProducer<E> {
         if !self.ring.has_room(1) {
             self.wait_for_room(1, timeout, deadline_after(timeout))?;
         }
-        self.ring.try_publish_with(write).ok_or(PublishError::Full {
-            capacity: self.ring.capacity(),
-        })
+        Ok(self.ring.publish_next_with(write))
     }
 
     /// Waits until `count` (at most the capacity) more events fit, until `deadline`; `timeout` is only

@@ -145,14 +145,22 @@ impl<E: RingEvent> ProducerRing<E> {
         if !self.has_room(1) {
             return None;
         }
+        Some(self.publish_next_with(write))
+    }
+
+    /// Lets `write` fill the next slot in place and publishes it; returns its sequence. The caller has
+    /// just seen [`has_room`](Self::has_room) return `true`, so the check below folds away on the fast path.
+    #[inline(always)]
+    pub(crate) fn publish_next_with(&mut self, write: impl FnOnce(&mut E)) -> u64 {
         let sequence = self.next;
-        // SAFETY: `has_room(1)` established that every gating consumer has consumed sequence
+        assert!(sequence < self.gate, "publish without room");
+        // SAFETY: `sequence < gate` means every gating consumer has consumed sequence
         // `sequence - capacity`, the previous occupant of this slot, and no consumer reads at or above
         // `published == sequence`, so no other process reads or writes this slot until we publish it.
         // Any bit pattern is a valid `E` (RingEvent contract), so handing out `&mut E` is sound.
         write(unsafe { &mut *self.slots.slot_ptr(sequence) });
         self.publish_up_to(sequence + 1);
-        Some(sequence)
+        sequence
     }
 
     /// Lets `fill` write `count` (at most the capacity) consecutive slots in place, each with its sequence,
