@@ -149,7 +149,7 @@ impl<E: RingEvent> ProducerRing<E> {
     }
 
     /// Lets `write` fill the next slot in place and publishes it; returns its sequence. The caller has
-    /// just seen [`has_room`](Self::has_room) return `true`, so the check below folds away on the fast path.
+    /// just seen [`has_room`](Self::has_room) return `true`; the assert restates that as one compare.
     #[inline(always)]
     pub(crate) fn publish_next_with(&mut self, write: impl FnOnce(&mut E)) -> u64 {
         let sequence = self.next;
