@@ -46,23 +46,26 @@ const RUNS: usize = 9;
 const ROLE_CONSUMER: &str = "tp-consumer";
 
 /// What a consumer reports at the end of a phase: the events it has seen in all, the wrapping sum of
-/// this phase's words, and `first bad sequence + 1` (0 when every event was in order).
+/// this phase's words, `first bad sequence + 1` (0 when every event was in order), and how many times
+/// it found events waiting during the phase (its wake-ups: batches handled, or socket reads).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Ack {
     seen: u64,
     checksum: u64,
     bad: u64,
+    wakeups: u64,
 }
 
 impl Ack {
     fn to_words(self) -> [u64; 4] {
-        [1, self.seen, self.checksum, self.bad]
+        [self.seen, self.checksum, self.bad, self.wakeups]
     }
     fn from_words(words: [u64; 4]) -> Ack {
         Ack {
-            seen: words[1],
-            checksum: words[2],
-            bad: words[3],
+            seen: words[0],
+            checksum: words[1],
+            bad: words[2],
+            wakeups: words[3],
         }
     }
 }
@@ -72,6 +75,7 @@ struct Verifier {
     expected: u64,
     checksum: u64,
     bad: u64,
+    wakeups: u64,
 }
 
 impl Verifier {
@@ -80,7 +84,14 @@ impl Verifier {
             expected: 0,
             checksum: 0,
             bad: 0,
+            wakeups: 0,
         }
+    }
+
+    /// Counts one wake-up: the consumer found events waiting and handled them as one batch.
+    #[inline(always)]
+    fn woke_up(&mut self) {
+        self.wakeups += 1;
     }
 
     /// Checks one event; `sequence` is the library's own sequence number for it (`None` for the socket,
@@ -95,14 +106,17 @@ impl Verifier {
         self.expected += 1;
     }
 
-    /// The acknowledgement of the phase that just ended; the next phase's checksum starts from zero.
+    /// The acknowledgement of the phase that just ended; the next phase's checksum and wake-up count
+    /// start from zero.
     fn end_phase(&mut self) -> Ack {
         let ack = Ack {
             seen: self.expected,
             checksum: self.checksum,
             bad: self.bad,
+            wakeups: self.wakeups,
         };
         self.checksum = 0;
+        self.wakeups = 0;
         ack
     }
 }
@@ -135,13 +149,37 @@ struct Outcome {
     label: String,
     events: u64,
     elapsed: Duration,
+    /// The consumer's wake-ups in the measured phase (see [`Ack::wakeups`]).
+    wakeups: u64,
+}
+
+impl Outcome {
+    /// Mean events the consumer handled per wake-up: how far behind the producer it ran, in events.
+    fn events_per_wakeup(&self) -> f64 {
+        self.events as f64 / self.wakeups.max(1) as f64
+    }
 }
 
 /// Every run of one contender.
 struct Runs {
     label: String,
     events: u64,
-    elapsed: Vec<Duration>,
+    /// Events per second, one entry per run.
+    rates: Vec<f64>,
+    /// Events per consumer wake-up, one entry per run.
+    per_wakeup: Vec<f64>,
+}
+
+/// The median of `values` (NaN when empty).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[mid],
+        _ => (sorted[mid - 1] + sorted[mid]) / 2.0,
+    }
 }
 
 impl Runs {
@@ -149,61 +187,49 @@ impl Runs {
         Runs {
             label: String::new(),
             events: 0,
-            elapsed: Vec::new(),
+            rates: Vec::new(),
+            per_wakeup: Vec::new(),
         }
     }
 
     fn add(&mut self, outcome: Outcome) {
+        self.rates
+            .push(outcome.events as f64 / outcome.elapsed.as_secs_f64());
+        self.per_wakeup.push(outcome.events_per_wakeup());
         self.label = outcome.label;
         self.events = outcome.events;
-        self.elapsed.push(outcome.elapsed);
-    }
-
-    fn rates(&self) -> Vec<f64> {
-        let mut rates: Vec<f64> = self
-            .elapsed
-            .iter()
-            .map(|e| self.events as f64 / e.as_secs_f64())
-            .collect();
-        rates.sort_by(f64::total_cmp);
-        rates
     }
 
     /// Median events per second over the runs.
     fn median(&self) -> f64 {
-        let rates = self.rates();
-        let mid = rates.len() / 2;
-        if rates.len() % 2 == 1 {
-            rates[mid]
-        } else {
-            (rates[mid - 1] + rates[mid]) / 2.0
-        }
+        median(&self.rates)
     }
 
     fn print(&self) {
-        let rates = self.rates();
-        let median = self.median();
+        let rate = self.median();
+        let fold = |pick: fn(f64, f64) -> f64| self.rates.iter().copied().reduce(pick);
         println!(
-            "  {:<50} {:>11} {:>4} {:>10.1} {:>10.2} {:>10.1} {:>10.1}",
+            "  {:<50} {:>11} {:>4} {:>10.1} {:>10.2} {:>10.1} {:>10.1} {:>10.0}",
             self.label,
             self.events,
-            rates.len(),
-            median / 1e6,
-            1e9 / median,
-            rates.first().copied().unwrap_or(f64::NAN) / 1e6,
-            rates.last().copied().unwrap_or(f64::NAN) / 1e6,
+            self.rates.len(),
+            rate / 1e6,
+            1e9 / rate,
+            fold(f64::min).unwrap_or(f64::NAN) / 1e6,
+            fold(f64::max).unwrap_or(f64::NAN) / 1e6,
+            median(&self.per_wakeup),
         );
     }
 }
 
 fn print_header() {
     println!(
-        "  {:<50} {:>11} {:>4} {:>10} {:>10} {:>10} {:>10}",
-        "contender", "events/run", "runs", "median", "ns/event", "min", "max"
+        "  {:<50} {:>11} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "contender", "events/run", "runs", "median", "ns/event", "min", "max", "events per"
     );
     println!(
-        "  {:<50} {:>11} {:>4} {:>10} {:>10} {:>10} {:>10}",
-        "", "", "", "M ev/s", "(median)", "M ev/s", "M ev/s"
+        "  {:<50} {:>11} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "", "", "", "M ev/s", "(median)", "M ev/s", "M ev/s", "wake-up"
     );
 }
 
@@ -245,9 +271,10 @@ fn main() {
 
 fn progress(outcome: Outcome) -> Outcome {
     println!(
-        "  measured {:<50} {:>8.1} M events/s",
+        "  measured {:<50} {:>8.1} M events/s, {:>7.1} events per consumer wake-up",
         outcome.label,
-        outcome.events as f64 / outcome.elapsed.as_secs_f64() / 1e6
+        outcome.events as f64 / outcome.elapsed.as_secs_f64() / 1e6,
+        outcome.events_per_wakeup(),
     );
     outcome
 }
@@ -379,6 +406,7 @@ fn disruptor_mp<E: BenchEvent>(
         label,
         events: count,
         elapsed,
+        wakeups: ack.wakeups,
     }
 }
 
@@ -426,6 +454,7 @@ fn consume<E: BenchEvent>(data_name: &str, ack_name: &str, warmup: u64, count: u
             if handled == 0 {
                 spin.idle();
             } else {
+                verifier.woke_up();
                 spin.progress();
             }
         }
@@ -438,21 +467,19 @@ fn consume<E: BenchEvent>(data_name: &str, ack_name: &str, warmup: u64, count: u
 // Upstream disruptor, two threads
 // ---------------------------------------------------------------------------------------------------
 
-/// Where the upstream handler thread publishes its acknowledgements: the ack fields, then `phase`
+/// Where the upstream handler thread publishes its acknowledgements: the ack's words, then `phase`
 /// (release) to hand them over.
 #[derive(Default)]
 struct AckCell {
     phase: AtomicU64,
-    seen: AtomicU64,
-    checksum: AtomicU64,
-    bad: AtomicU64,
+    words: [AtomicU64; 4],
 }
 
 impl AckCell {
     fn publish(&self, phase: u64, ack: Ack) {
-        self.seen.store(ack.seen, Ordering::Relaxed);
-        self.checksum.store(ack.checksum, Ordering::Relaxed);
-        self.bad.store(ack.bad, Ordering::Relaxed);
+        for (cell, word) in self.words.iter().zip(ack.to_words()) {
+            cell.store(word, Ordering::Relaxed);
+        }
         self.phase.store(phase, Ordering::Release);
     }
 
@@ -461,11 +488,11 @@ impl AckCell {
         while self.phase.load(Ordering::Acquire) < phase {
             spin.idle();
         }
-        Ack {
-            seen: self.seen.load(Ordering::Relaxed),
-            checksum: self.checksum.load(Ordering::Relaxed),
-            bad: self.bad.load(Ordering::Relaxed),
-        }
+        Ack::from_words(
+            self.words
+                .each_ref()
+                .map(|cell| cell.load(Ordering::Relaxed)),
+        )
     }
 }
 
@@ -500,6 +527,9 @@ fn upstream<E: BenchEvent>(
     // so that event always ends a batch. Both consumers then do the same work per event.
     let handler = |state: &mut UpstreamConsumer, event: &E, sequence: i64, end_of_batch: bool| {
         state.verifier.check(event, Some(sequence as u64));
+        if end_of_batch {
+            state.verifier.woke_up();
+        }
         if end_of_batch && state.verifier.expected == state.phase_ends[state.phase.min(1)] {
             state.phase += 1;
             let ack = state.verifier.end_phase();
@@ -546,6 +576,7 @@ fn upstream<E: BenchEvent>(
         label,
         events: count,
         elapsed,
+        wakeups: ack.wakeups,
     }
 }
 
@@ -568,17 +599,14 @@ fn unix_socket(pinning: Option<Pinning>, warmup: u64, count: u64) -> Outcome {
         for end in [warmup, warmup + count] {
             while verifier.expected < end {
                 reader.read_exact(&mut buf).expect("socket reader: read");
+                verifier.woke_up();
                 for word in buf.chunks_exact(8) {
                     let event = u64::from_le_bytes(word.try_into().expect("8 bytes"));
                     verifier.check(&event, None);
                 }
             }
-            let ack = verifier.end_phase();
-            let mut out = [0u8; 24];
-            for (chunk, value) in out
-                .chunks_exact_mut(8)
-                .zip([ack.seen, ack.checksum, ack.bad])
-            {
+            let mut out = [0u8; 32];
+            for (chunk, value) in out.chunks_exact_mut(8).zip(verifier.end_phase().to_words()) {
                 chunk.copy_from_slice(&value.to_le_bytes());
             }
             reader.write_all(&out).expect("socket reader: ack");
@@ -596,17 +624,13 @@ fn unix_socket(pinning: Option<Pinning>, warmup: u64, count: u64) -> Outcome {
         }
     };
     let wait_ack = |writer: &mut UnixStream| {
-        let mut ack = [0u8; 24];
+        let mut ack = [0u8; 32];
         writer
             .read_exact(&mut ack)
             .expect("socket writer: read ack");
         let word =
             |i: usize| u64::from_le_bytes(ack[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        Ack {
-            seen: word(0),
-            checksum: word(1),
-            bad: word(2),
-        }
+        Ack::from_words([word(0), word(1), word(2), word(3)])
     };
 
     publish_phase(&mut writer, 0, warmup);
@@ -621,5 +645,6 @@ fn unix_socket(pinning: Option<Pinning>, warmup: u64, count: u64) -> Outcome {
         label,
         events: count,
         elapsed,
+        wakeups: ack.wakeups,
     }
 }
