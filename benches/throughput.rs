@@ -1,13 +1,15 @@
 //! SPSC throughput in events per second, busy spin: disruptor-mp across two processes (single `publish`
-//! and `publish_batch_with` of 64, in place) against the upstream in-process `disruptor` crate (single `publish` and
-//! `batch_publish(64, ..)`), and a Unix socket stream for scale.
+//! and `publish_batch_with` of 64, in place) against the upstream in-process `disruptor` crate (single
+//! `publish` and `batch_publish(64, ..)`), and a Unix socket stream for scale.
 //!
 //! Every contender runs the same protocol: the producer publishes a warm-up phase and waits for the
 //! consumer's acknowledgement, then times the measured phase from its first publish to the consumer's
 //! acknowledgement of its last event. The consumer checks that every event carries the next sequence
 //! number and sums all of its words; the producer compares the sum with the expected one. Any mismatch
-//! fails the benchmark. Run with `cargo bench --bench throughput` (add `DMP_BENCH_QUICK=1` for a smoke
-//! run).
+//! fails the benchmark. Each run also reports the consumer's mean events per wake-up: how far behind
+//! the producer it ran, which decides single-event throughput (see `benches/README.md`).
+//!
+//! Run with `cargo bench --bench throughput` (add `DMP_BENCH_QUICK=1` for a smoke run).
 
 mod common;
 
