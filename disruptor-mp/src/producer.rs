@@ -126,11 +126,7 @@ impl<E: RingEvent> SharedProducer<E> {
     /// Publishes `event` if there is room now; returns its sequence, or [`PublishError::Full`].
     #[inline(always)]
     pub fn try_publish(&mut self, event: E) -> Result<u64, PublishError> {
-        self.ring
-            .try_publish_with(|slot| *slot = event)
-            .ok_or(PublishError::Full {
-                capacity: self.ring.capacity(),
-            })
+        self.try_publish_with(|slot| *slot = event)
     }
 
     /// Publishes `event`, waiting as long as it takes for the slowest consumer to make room.
@@ -152,6 +148,7 @@ impl<E: RingEvent> SharedProducer<E> {
     }
 
     /// [`publish_with`](Self::publish_with) that fails with [`PublishError::Full`] instead of waiting.
+    #[inline(always)]
     pub fn try_publish_with(&mut self, write: impl FnOnce(&mut E)) -> Result<u64, PublishError> {
         self.ring.try_publish_with(write).ok_or(PublishError::Full {
             capacity: self.ring.capacity(),
@@ -198,10 +195,7 @@ impl<E: RingEvent> SharedProducer<E> {
     /// sequences. Each run of events that fits is copied in and made visible with a single release store,
     /// so consumers may see a prefix of the batch before the rest.
     pub fn publish_batch(&mut self, events: &[E]) -> Result<Range<u64>, PublishError> {
-        let first = self.ring.next_sequence();
-        self.publish_many_with_deadline(events.len() as u64, None, |sequence, slot| {
-            *slot = events[(sequence - first) as usize]
-        })
+        self.publish_events(events, None)
     }
 
     /// [`publish_batch`](Self::publish_batch) waiting at most `timeout` in all. On
@@ -212,8 +206,18 @@ impl<E: RingEvent> SharedProducer<E> {
         events: &[E],
         timeout: Duration,
     ) -> Result<Range<u64>, PublishError> {
+        self.publish_events(events, Some(timeout))
+    }
+
+    /// Copies `events` into the ring in order, waiting for room at most `timeout` in all (`None`: as long
+    /// as it takes).
+    fn publish_events(
+        &mut self,
+        events: &[E],
+        timeout: Option<Duration>,
+    ) -> Result<Range<u64>, PublishError> {
         let first = self.ring.next_sequence();
-        self.publish_many_with_deadline(events.len() as u64, Some(timeout), |sequence, slot| {
+        self.publish_many_with_deadline(events.len() as u64, timeout, |sequence, slot| {
             *slot = events[(sequence - first) as usize]
         })
     }

@@ -102,11 +102,15 @@ pub(crate) fn leave(segment: &Segment, index: usize) {
         .fetch_add(1, Ordering::Release);
 }
 
-/// Number of slots currently gating the producer.
-pub(crate) fn active_count(segment: &Segment) -> usize {
+/// Indexes of the slots gating the producer right now.
+fn active_slots(segment: &Segment) -> impl Iterator<Item = usize> + '_ {
     (0..segment.geometry().consumer_slots as usize)
         .filter(|&i| segment.consumer_slot(i).state.load(Ordering::Acquire) == slot_state::ACTIVE)
-        .count()
+}
+
+/// Number of slots currently gating the producer.
+pub(crate) fn active_count(segment: &Segment) -> usize {
+    active_slots(segment).count()
 }
 
 /// The producer's cached list of gating slots, rebuilt only when the membership counter moves.
@@ -137,11 +141,7 @@ impl GatingSet {
         if membership != self.membership_seen {
             self.membership_seen = membership;
             self.active.clear();
-            self.active.extend(
-                (0..segment.geometry().consumer_slots as usize).filter(|&i| {
-                    segment.consumer_slot(i).state.load(Ordering::Acquire) == slot_state::ACTIVE
-                }),
-            );
+            self.active.extend(active_slots(segment));
         }
         self.active
             .iter()
