@@ -39,7 +39,9 @@ impl Default for WaitStrategy {
 #[derive(Debug)]
 pub(crate) struct Waiter {
     strategy: WaitStrategy,
-    idle_polls: u32,
+    /// Empty polls so far. 64 bits, so that it never saturates: a saturated count would stop the periodic
+    /// deadline check below (2^32 polls of a busy spin are only a couple of minutes).
+    idle_polls: u64,
     deadline: Option<Instant>,
 }
 
@@ -49,7 +51,7 @@ pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
 }
 
 /// Idle polls between two deadline checks while still spinning.
-const DEADLINE_CHECK_EVERY: u32 = 64;
+const DEADLINE_CHECK_EVERY: u64 = 64;
 
 impl Waiter {
     /// A waiter that gives up after `timeout` (`None`: never).
@@ -67,13 +69,14 @@ impl Waiter {
     }
 
     /// Called after an empty poll: pauses according to the strategy. Returns `false` once the deadline
-    /// has passed (the caller should poll one last time, then give up).
+    /// has passed (the caller should poll one last time, then give up). A sleep never runs past the
+    /// deadline.
     pub(crate) fn pause(&mut self) -> bool {
-        self.idle_polls = self.idle_polls.saturating_add(1);
+        self.idle_polls += 1;
         let spins = match self.strategy {
-            WaitStrategy::BusySpin => u32::MAX,
+            WaitStrategy::BusySpin => u64::MAX,
             WaitStrategy::SpinThenYield { spins } | WaitStrategy::SpinThenSleep { spins, .. } => {
-                spins
+                spins.into()
             }
         };
         if self.idle_polls <= spins {
@@ -83,7 +86,13 @@ impl Waiter {
             }
         } else {
             match self.strategy {
-                WaitStrategy::SpinThenSleep { sleep, .. } => std::thread::sleep(sleep),
+                WaitStrategy::SpinThenSleep { sleep, .. } => {
+                    let sleep = match self.deadline {
+                        Some(deadline) => sleep.min(deadline.saturating_duration_since(Instant::now())),
+                        None => sleep,
+                    };
+                    std::thread::sleep(sleep);
+                }
                 _ => std::thread::yield_now(),
             }
         }
@@ -111,6 +120,27 @@ mod tests {
             while waiter.pause() {}
             assert!(start.elapsed() >= Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn a_busy_spin_past_four_billion_polls_still_checks_its_deadline() {
+        let mut waiter = Waiter::new(WaitStrategy::BusySpin, Some(Duration::ZERO));
+        // As if it had spun for minutes: a 32-bit count would be saturated here.
+        waiter.idle_polls = u64::from(u32::MAX) - 1;
+        let polls_until_expired = (1..=DEADLINE_CHECK_EVERY * 2).find(|_| !waiter.pause());
+        assert!(polls_until_expired.is_some());
+    }
+
+    #[test]
+    fn a_long_sleep_is_cut_short_at_the_deadline() {
+        let strategy = WaitStrategy::SpinThenSleep {
+            spins: 0,
+            sleep: Duration::from_secs(30),
+        };
+        let start = Instant::now();
+        let mut waiter = Waiter::new(strategy, Some(Duration::from_millis(20)));
+        while waiter.pause() {}
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
     }
 
     #[test]
