@@ -85,6 +85,25 @@ impl ChildProcess {
         Self::spawn(command, role, env)
     }
 
+    /// Like [`spawn_test_role`](Self::spawn_test_role), but starts the test binary through `wrapper`, a
+    /// command line that sets something up (a namespace, a mount) and then runs the command given after
+    /// it, e.g. `["unshare", "-m", "sh", "-c", "mount ... && exec \"$@\"", "sh"]`.
+    pub fn spawn_test_role_wrapped(
+        wrapper: &[&str],
+        role: &str,
+        env: &[(&str, String)],
+    ) -> io::Result<ChildProcess> {
+        let (program, wrapper_args) = wrapper
+            .split_first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty wrapper"))?;
+        let mut command = Command::new(program);
+        command
+            .args(wrapper_args)
+            .arg(std::env::current_exe()?)
+            .args(["--exact", CHILD_ENTRY, "--nocapture", "--test-threads=1"]);
+        Self::spawn(command, role, env)
+    }
+
     /// Starts the current executable (an example or benchmark with its own `main`) as a child running
     /// `role`.
     pub fn spawn_binary_role(role: &str, env: &[(&str, String)]) -> io::Result<ChildProcess> {

@@ -93,9 +93,9 @@ impl<E: RingEvent> SharedConsumerBuilder<E> {
         let name = normalize_segment_name(&self.name)?;
         registry::validate_consumer_id(&self.consumer_id)?;
         let segment = Segment::attach(&name, &E::LAYOUT, self.attach_timeout)?;
-        let slot_index = registry::claim_slot(&segment, &self.consumer_id)?;
+        let claim = registry::claim_slot(&segment, &self.consumer_id)?;
         Ok(SharedConsumer {
-            ring: ConsumerRing::join(segment, slot_index),
+            ring: ConsumerRing::join(segment, claim),
             wait_strategy: self.wait_strategy,
             consumer_id: self.consumer_id,
         })
@@ -104,6 +104,9 @@ impl<E: RingEvent> SharedConsumerBuilder<E> {
 
 /// A consumer of a shared-memory ring: reads every event the producer publishes after it joined, in
 /// order, in place. Dropping it frees its consumer slot, and the producer stops waiting for it.
+///
+/// After `fork`, the child's copy of a consumer is inert: dropping it does not free the parent's slot. Do
+/// not read through it (see [`protocol`](crate::protocol#leaving-and-fork)).
 #[derive(Debug)]
 pub struct SharedConsumer<E: RingEvent> {
     ring: ConsumerRing<E>,

@@ -27,6 +27,13 @@ pub enum NameError {
         /// The name as given.
         name: String,
     },
+    /// The name is `.` or `..`, which name directories, not objects, where segments live in the file
+    /// system (`/dev/shm` on Linux). Choose another name.
+    #[error("segment name {name:?} is reserved: `.` and `..` name directories, not segments")]
+    Reserved {
+        /// The name as given.
+        name: String,
+    },
     /// The name is longer than the platform allows (see
     /// [`MAX_SEGMENT_NAME_LEN`](crate::name::MAX_SEGMENT_NAME_LEN)); use
     /// [`portable_shm_segment_name`](crate::portable_shm_segment_name) to derive a short one.
@@ -80,13 +87,35 @@ pub enum CreateError {
         reason: &'static str,
     },
     /// A segment with this name exists already. Another producer may be running; if it crashed, remove the
-    /// stale segment (on Linux, `/dev/shm/<name>`) or choose another name.
+    /// stale segment (`location` says where it lives) or choose another name.
     #[error(
-        "segment {name:?} already exists (another producer, or a stale segment left by a crash)"
+        "segment {name:?} already exists{} (another producer, or a stale segment left by a crash)",
+        at_location(location)
     )]
     AlreadyExists {
         /// The segment name.
         name: String,
+        /// Where the segment lives in the file system (`/dev/shm/NAME` on Linux); `None` on macOS, whose
+        /// shared-memory objects have no path.
+        location: Option<String>,
+    },
+    /// The file system holding shared memory has too little free space for the ring (on Linux, the tmpfs
+    /// on `/dev/shm`, which a default Docker container limits to 64 MiB). Nothing was created. Make the
+    /// ring smaller (capacity × event size), free space, or enlarge `/dev/shm` (Docker: `--shm-size`).
+    #[error(
+        "segment {name:?}{} needs {needed} bytes of shared memory but only {} are free",
+        at_location(location),
+        available.map_or_else(|| "fewer".to_string(), |bytes| bytes.to_string())
+    )]
+    InsufficientSpace {
+        /// The segment name.
+        name: String,
+        /// Bytes the segment needs.
+        needed: u64,
+        /// Bytes that were free, where the platform can tell.
+        available: Option<u64>,
+        /// Where the segment would have lived (see [`CreateError::AlreadyExists`]).
+        location: Option<String>,
     },
     /// The operating system refused an operation; `operation` names the call.
     #[error("segment {name:?}: {operation} failed: {source}")]
@@ -99,6 +128,13 @@ pub enum CreateError {
         #[source]
         source: io::Error,
     },
+}
+
+/// ` at PATH` when a segment's location is known, for messages.
+fn at_location(location: &Option<String>) -> String {
+    location
+        .as_ref()
+        .map_or_else(String::new, |path| format!(" at {path}"))
 }
 
 /// The event type summary printed on either side of a [`TypeMismatch`].
@@ -259,6 +295,25 @@ pub enum AttachError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The segment's permissions do not let this process open it read-write. The producer chooses them
+    /// with [`SharedProducerBuilder::with_mode`](crate::SharedProducerBuilder::with_mode) (default
+    /// `0o600`: its own user only); run the consumer as the same user, or have the producer widen the mode
+    /// (e.g. `0o660` for a shared group).
+    #[error(
+        "permission denied opening segment {name:?} read-write{} as uid {process_uid}; the producer \
+         sets the mode with SharedProducerBuilder::with_mode (default 0o600, its own user only)",
+        describe_mode(*mode, *owner_uid)
+    )]
+    PermissionDenied {
+        /// The segment name.
+        name: String,
+        /// The segment's permission bits, where the platform can tell without opening it (Linux).
+        mode: Option<u32>,
+        /// The segment owner's user id, where the platform can tell (Linux).
+        owner_uid: Option<u32>,
+        /// The effective user id of this process.
+        process_uid: u32,
+    },
     /// The operating system refused an operation; `operation` names the call.
     #[error("segment {name:?}: {operation} failed: {source}")]
     Os {
@@ -272,6 +327,16 @@ pub enum AttachError {
     },
 }
 
+/// ` (mode 0600, owned by uid 1000)` as far as known, for [`AttachError::PermissionDenied`].
+fn describe_mode(mode: Option<u32>, owner_uid: Option<u32>) -> String {
+    match (mode, owner_uid) {
+        (Some(mode), Some(uid)) => format!(" (mode {mode:04o}, owned by uid {uid})"),
+        (Some(mode), None) => format!(" (mode {mode:04o})"),
+        (None, Some(uid)) => format!(" (owned by uid {uid})"),
+        (None, None) => String::new(),
+    }
+}
+
 /// Why a publish did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -283,11 +348,21 @@ pub enum PublishError {
         /// The ring's capacity.
         capacity: u64,
     },
-    /// A publish with a timeout found no room within `timeout`; nothing was published.
+    /// A publish with a timeout found no room within `timeout`; nothing was published (a batch may have
+    /// published a prefix: see the batch method's docs).
     #[error("no room in the ring within {timeout:?}: a consumer is not keeping up")]
     Timeout {
         /// The timeout that expired.
         timeout: Duration,
+    },
+    /// A batch of `count` events would take sequence numbers past `u64::MAX` from `next_sequence`; nothing
+    /// was published. Such a count is a bug in the caller (a length computed by wrapping arithmetic, say).
+    #[error("a batch of {count} events cannot be published after sequence {next_sequence}: sequence numbers would overflow")]
+    BatchTooLarge {
+        /// The number of events asked for.
+        count: u64,
+        /// The sequence the first of them would have had.
+        next_sequence: u64,
     },
 }
 

@@ -54,7 +54,8 @@ pub fn portable_shm_segment_name(label: &str) -> String {
 
 /// Checks an explicit segment name and returns it with a leading slash.
 ///
-/// Accepts `ticks` or `/ticks`; refuses an empty name, another `/` inside, a NUL byte, and names longer
+/// Accepts `ticks` or `/ticks`; refuses an empty name, another `/` inside, a NUL byte, `.` and `..`
+/// (which name directories where segments live as files), and names longer
 /// than [`MAX_SEGMENT_NAME_LEN`] bytes (slash included).
 pub(crate) fn normalize_segment_name(name: &str) -> Result<String, NameError> {
     let body = name.strip_prefix('/').unwrap_or(name);
@@ -68,6 +69,11 @@ pub(crate) fn normalize_segment_name(name: &str) -> Result<String, NameError> {
     }
     if body.contains('\0') {
         return Err(NameError::ContainsNul {
+            name: name.to_string(),
+        });
+    }
+    if body == "." || body == ".." {
+        return Err(NameError::Reserved {
             name: name.to_string(),
         });
     }
@@ -138,6 +144,15 @@ mod tests {
             normalize_segment_name("a\0b"),
             Err(NameError::ContainsNul { .. })
         ));
+        for dots in [".", "..", "/.", "/.."] {
+            assert_eq!(
+                normalize_segment_name(dots),
+                Err(NameError::Reserved {
+                    name: dots.to_string()
+                })
+            );
+        }
+        assert_eq!(normalize_segment_name("...").unwrap(), "/...");
         assert!(matches!(
             normalize_segment_name(&"x".repeat(300)),
             Err(NameError::TooLong { len: 301, .. })

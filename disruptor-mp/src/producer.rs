@@ -105,6 +105,9 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
 /// fails, for `try_` variants) rather than overwrite an event some consumer has not read. Dropping the
 /// producer closes the ring: consumers drain what was published, then get
 /// [`ConsumeError::Closed`](crate::ConsumeError::Closed), and the segment's name is removed.
+///
+/// After `fork`, the child's copy of a producer is inert: dropping it neither closes nor unlinks the
+/// parent's ring. Do not publish through it (see [`protocol`](crate::protocol#leaving-and-fork)).
 #[derive(Debug)]
 pub struct SharedProducer<E: RingEvent> {
     ring: ProducerRing<E>,
@@ -198,7 +201,8 @@ impl<E: RingEvent> SharedProducer<E> {
         self.publish_events(events, None)
     }
 
-    /// [`publish_batch`](Self::publish_batch) waiting at most `timeout` in all. On
+    /// [`publish_batch`](Self::publish_batch) waiting at most `timeout` in all; the wait strategy paces
+    /// every wait. On
     /// [`PublishError::Timeout`] a prefix of the batch may have been published:
     /// [`next_sequence`](Self::next_sequence) tells how far it got.
     pub fn publish_batch_timeout(
@@ -269,17 +273,25 @@ impl<E: RingEvent> SharedProducer<E> {
         mut fill: impl FnMut(u64, &mut E),
     ) -> Result<Range<u64>, PublishError> {
         let first = self.ring.next_sequence();
-        let end = first + count;
+        let end = first
+            .checked_add(count)
+            .ok_or(PublishError::BatchTooLarge {
+                count,
+                next_sequence: first,
+            })?;
         let capacity = self.ring.capacity();
         let deadline = deadline_after(timeout);
         while self.ring.next_sequence() < end {
             // Wait for room for one event, then publish the largest run that fits (halving), so a nearly
-            // full ring still makes progress instead of waiting for a whole ring's worth of room.
+            // full ring still makes progress instead of waiting for a whole ring's worth of room. Room seen
+            // by the wait can shrink again before the run is published (a joining consumer gates from a
+            // cursor below ours until it has fixed its start); then no run fits, and the loop waits again,
+            // with the deadline and the wait strategy, instead of retrying an empty run.
             if !self.ring.has_room(1) {
                 self.wait_for_room(1, timeout, deadline)?;
             }
             let mut chunk = (end - self.ring.next_sequence()).min(capacity);
-            while self.ring.try_publish_many_with(chunk, &mut fill).is_none() {
+            while chunk > 0 && self.ring.try_publish_many_with(chunk, &mut fill).is_none() {
                 chunk /= 2;
             }
         }
@@ -288,7 +300,8 @@ impl<E: RingEvent> SharedProducer<E> {
 
     /// Waits until at least `count` consumers are attached, at most `timeout`; returns how many are.
     ///
-    /// Publish after this returns to be sure those consumers see every event from the first one.
+    /// A consumer counts once its start sequence is fixed, so every event published after this returns
+    /// reaches each consumer it counted.
     pub fn wait_for_consumers(
         &self,
         count: usize,

@@ -6,10 +6,10 @@
 //! exhausted. It writes the slot in place, then release-stores `published = s + 1`. A consumer
 //! acquire-loads `published` (caching it, so a batch costs one load), reads slots below it in place, and
 //! release-stores its cursor once it is done with them — after a batch, or when a lease drops. No system
-//! call and no lock on either path.
+//! call and no lock on either path. [`crate::protocol`] explains the whole protocol.
 
 use crate::event::RingEvent;
-use crate::registry::{self, GatingSet};
+use crate::registry::{self, GatingSet, SlotClaim};
 use crate::segment::Segment;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -65,6 +65,8 @@ pub(crate) struct ProducerRing<E> {
     gate: u64,
     gating: GatingSet,
     ring_full: u64,
+    /// The process that created the ring; a child that inherited a copy through `fork` is not it.
+    owner_pid: u32,
 }
 
 impl<E: RingEvent> ProducerRing<E> {
@@ -80,6 +82,7 @@ impl<E: RingEvent> ProducerRing<E> {
             gate: 0,
             gating: GatingSet::new(),
             ring_full: 0,
+            owner_pid: std::process::id(),
         }
     }
 
@@ -185,8 +188,12 @@ impl<E: RingEvent> ProducerRing<E> {
     }
 
     /// Marks the ring closed after the last publish (consumers drain, then see `Closed`) and removes its
-    /// name so no new consumer attaches, unless the name now belongs to a newer segment.
+    /// name so no new consumer attaches, unless the name now belongs to a newer segment. In a process that
+    /// inherited the producer through `fork`, does nothing: the ring belongs to the parent.
     pub(crate) fn close(&self) {
+        if std::process::id() != self.owner_pid {
+            return;
+        }
         // Release: pairs with the consumers' Acquire load; every publish happened before.
         self.segment
             .producer_region()
@@ -202,7 +209,9 @@ impl<E: RingEvent> ProducerRing<E> {
 pub(crate) struct ConsumerRing<E> {
     segment: Segment,
     slots: Slots<E>,
-    slot_index: usize,
+    claim: SlotClaim,
+    /// The process that joined; a child that inherited a copy through `fork` is not it.
+    owner_pid: u32,
     /// Next sequence to read (= the cursor once committed).
     next: u64,
     /// Cached `published`: sequences below it are readable.
@@ -210,14 +219,15 @@ pub(crate) struct ConsumerRing<E> {
 }
 
 impl<E: RingEvent> ConsumerRing<E> {
-    /// Joins the producer through the claimed table slot `slot_index`.
-    pub(crate) fn join(segment: Segment, slot_index: usize) -> ConsumerRing<E> {
+    /// Joins the producer through the claimed table slot.
+    pub(crate) fn join(segment: Segment, claim: SlotClaim) -> ConsumerRing<E> {
         let slots = Slots::new(&segment);
-        let start = registry::join(&segment, slot_index);
+        let start = registry::join(&segment, claim);
         ConsumerRing {
             segment,
             slots,
-            slot_index,
+            claim,
+            owner_pid: std::process::id(),
             next: start,
             available: start,
         }
@@ -230,7 +240,7 @@ impl<E: RingEvent> ConsumerRing<E> {
 
     /// This consumer's index in the table.
     pub(crate) fn slot_index(&self) -> usize {
-        self.slot_index
+        self.claim.index
     }
 
     /// Sequence of the next event to read.
@@ -276,7 +286,7 @@ impl<E: RingEvent> ConsumerRing<E> {
         self.next += count;
         // Release: our reads of the slots happen-before the producer's Acquire load of this cursor.
         self.segment
-            .consumer_slot(self.slot_index)
+            .consumer_slot(self.claim.index)
             .cursor
             .0
             .store(self.next, Ordering::Release);
@@ -298,6 +308,10 @@ impl<E: RingEvent> ConsumerRing<E> {
 
 impl<E> Drop for ConsumerRing<E> {
     fn drop(&mut self) {
-        registry::leave(&self.segment, self.slot_index);
+        // A child that inherited this consumer through `fork` only unmaps its copy: the slot is the
+        // parent's.
+        if std::process::id() == self.owner_pid {
+            registry::leave(&self.segment, self.claim);
+        }
     }
 }

@@ -1,25 +1,32 @@
-//! The segment: one named shared-memory object holding a whole ring.
+//! The segment: one named shared-memory object holding a whole ring, and its format.
 //!
-//! # Format (version 1)
+//! This page documents the bytes; [`protocol`](crate::protocol) documents how the producer and the
+//! consumers use them, and what a process that can write the segment can and cannot do to its peers.
+//!
+//! # Format (version 2)
 //!
 //! ```text
-//! offset 0       header            HEADER_LEN bytes (fields in `RawHeader`, the rest zero)
+//! offset 0       header            HEADER_LEN bytes (the fields listed in HEADER_FIELDS, the rest zero)
 //! offset 4096    field descriptor  DESCRIPTOR_ENTRIES × 128-byte leaves (flattened event layout)
-//! offset 12288   producer region   published cursor, closed flag, membership counter, waiter word,
-//!                                  each on its own 128-byte line
-//! then           consumer table    consumer_slots × 256 bytes (cursor line + state/identity line)
-//! page-aligned   slots             capacity × event_size bytes
+//! offset 12288   producer region   each on its own 128-byte line: published count, closed flag,
+//!                                  membership counter, waiter word
+//! offset 12800   consumer table    consumer_slots × 256 bytes: a line holding the slot's cursor, then a
+//!                                  line holding its ownership word (state + generation), owner pid,
+//!                                  join time and consumer id
+//! page-aligned   slots             capacity × event_size bytes; sequence s lives in slot s mod capacity
 //! ```
 //!
-//! Every integer is fixed-width and native-endian; the header's platform word refuses a process of another
-//! endianness, pointer width or cache-line constant. Offsets are frozen by const assertions below.
+//! [`HEADER_FIELDS`] lists every header field with its offset and length. Every integer is fixed-width and
+//! native-endian; the header's platform word refuses a process of another endianness, pointer width or
+//! cache-line constant. Offsets are frozen by const assertions in this module.
 //!
 //! # Initialization and readiness
 //!
-//! The creator makes the object with `O_EXCL` (mode 0600 unless configured), sizes it, writes the header
-//! (everything but the ready word), the descriptor and a checksum over both, then stores [`READY`] into the
-//! ready word with `Release`. An attacher loads the ready word with `Acquire` and reads nothing else until
-//! it sees `READY`; then it copies the header once (volatile, so a hostile writer cannot change what was
+//! The creator makes the object with `O_EXCL` (mode 0600 unless configured), sizes it and reserves its
+//! memory (so a full `/dev/shm` fails the create instead of a later write), writes the header (everything
+//! but the ready word), the descriptor and a checksum over both, then stores [`READY`] into the ready word
+//! with `Release`. An attacher loads the ready word with `Acquire` and reads nothing else until it sees
+//! `READY`; then it copies the header once (volatile, so a hostile writer cannot change what was
 //! validated) and validates every field against the mapping's length before touching anything else. A
 //! corrupted or hostile segment yields an [`AttachError`], never an out-of-bounds access.
 
@@ -37,7 +44,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The first eight bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"DMP-RING";
 /// The segment format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes reserved for the header at the start of the segment.
 pub const HEADER_LEN: usize = 4096;
 /// The cache-line size the format pads shared words to (128 covers adjacent-line prefetch on x86 and the
@@ -178,7 +185,7 @@ const _: () = {
     assert!(offset_of!(ProducerRegion, waiters) == 3 * CACHE_LINE);
     assert!(size_of::<ConsumerSlot>() == 2 * CACHE_LINE);
     assert!(offset_of!(ConsumerSlot, cursor) == 0);
-    assert!(offset_of!(ConsumerSlot, state) == CACHE_LINE);
+    assert!(offset_of!(ConsumerSlot, ownership) == CACHE_LINE);
     assert!(offset_of!(ConsumerSlot, id) == CACHE_LINE + 24);
     assert!(PRODUCER_OFFSET == 12288);
     assert!(CONSUMERS_OFFSET == 12800);
@@ -216,14 +223,52 @@ pub(crate) struct ProducerRegion {
     pub(crate) waiters: Line<AtomicU32>,
 }
 
-/// Slot states in the consumer table.
+/// Slot states in the consumer table. A slot's state and generation share one 64-bit *ownership word*
+/// (see [`Ownership`]), so that every transition is one compare-and-swap that also proves the slot was not
+/// freed and claimed again in between.
 pub(crate) mod slot_state {
     /// Unused; any consumer may claim it.
     pub(crate) const FREE: u32 = 0;
     /// Claimed by a joining consumer that is writing its identity; not yet gating.
     pub(crate) const CLAIMED: u32 = 1;
-    /// Gating the producer with its cursor.
-    pub(crate) const ACTIVE: u32 = 2;
+    /// Gating the producer from a provisional cursor while the consumer fixes its start sequence; not yet
+    /// counted as attached.
+    pub(crate) const JOINING: u32 = 2;
+    /// Gating the producer with its cursor; its start sequence is fixed, so it is counted as attached.
+    pub(crate) const ACTIVE: u32 = 3;
+
+    /// Whether a slot in `state` holds the producer back.
+    pub(crate) fn gates(state: u32) -> bool {
+        matches!(state, JOINING | ACTIVE)
+    }
+}
+
+/// A decoded ownership word: the slot's state (one of [`slot_state`]) and its generation, which changes at
+/// every claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ownership {
+    pub(crate) state: u32,
+    pub(crate) generation: u32,
+}
+
+impl Ownership {
+    /// The word as stored: state in the low half, generation in the high half.
+    pub(crate) fn pack(self) -> u64 {
+        u64::from(self.state) | (u64::from(self.generation) << 32)
+    }
+
+    /// The word decoded.
+    pub(crate) fn unpack(word: u64) -> Ownership {
+        Ownership {
+            state: word as u32,
+            generation: (word >> 32) as u32,
+        }
+    }
+
+    /// The same generation in another state.
+    pub(crate) fn with_state(self, state: u32) -> Ownership {
+        Ownership { state, ..self }
+    }
 }
 
 /// One consumer's entry in the table: its cursor alone on the first line (written by the consumer, read by
@@ -232,10 +277,9 @@ pub(crate) mod slot_state {
 pub(crate) struct ConsumerSlot {
     /// Next sequence this consumer will read (= events consumed). Release-stored by the consumer.
     pub(crate) cursor: Line<AtomicU64>,
-    /// One of [`slot_state`].
-    pub(crate) state: AtomicU32,
-    /// Incremented at every claim, so a reused slot is distinguishable.
-    pub(crate) generation: AtomicU32,
+    /// The slot's [`Ownership`] word: state and generation, changed only by compare-and-swap or by the
+    /// slot's owner.
+    pub(crate) ownership: AtomicU64,
     /// Process id of the owner.
     pub(crate) pid: AtomicU32,
     /// Length of `id` in bytes.
@@ -428,7 +472,13 @@ impl Segment {
                 reason: "alignment above 4096 bytes is not supported",
             });
         }
-        let geometry = Geometry::compute(capacity, layout.size as u64, consumer_slots).ok_or(
+        // The header stores the event size in 32 bits; a larger event would make a ring nobody could
+        // attach to.
+        let event_size = u32::try_from(layout.size).map_err(|_| CreateError::UnsupportedEvent {
+            event: layout.name,
+            reason: "events larger than 4 GiB (u32::MAX bytes) are not supported",
+        })?;
+        let geometry = Geometry::compute(capacity, event_size.into(), consumer_slots).ok_or(
             CreateError::InvalidCapacity {
                 capacity,
                 reason: "the ring would exceed the 1 TiB segment limit",
@@ -441,16 +491,25 @@ impl Segment {
                 source,
             }
         };
-        let object = match ShmObject::create(name, geometry.total_len as usize, mode) {
+        let object = match ShmObject::create(name, geometry.total_len, mode) {
             Ok(object) => object,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(CreateError::AlreadyExists {
                     name: name.to_string(),
+                    location: shm::location(name),
                 })
             }
-            Err(e) => return Err(os("shm_open/ftruncate")(e)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                return Err(CreateError::InsufficientSpace {
+                    name: name.to_string(),
+                    needed: geometry.total_len,
+                    available: shm::available_bytes(),
+                    location: shm::location(name),
+                })
+            }
+            Err(e) => return Err(os("shm_open/ftruncate/posix_fallocate")(e)),
         };
-        let mapping = match object.map(geometry.total_len as usize, true) {
+        let mapping = match object.map(geometry.total_len, true) {
             Ok(mapping) => mapping,
             Err(e) => {
                 let _ = shm::unlink(name);
@@ -469,8 +528,8 @@ impl Segment {
             epoch: random_epoch(),
             created_unix_ns: now_unix_ns(),
             capacity,
-            event_size: layout.size as u32,
-            event_align: layout.align as u32,
+            event_size,
+            event_align: layout.align as u32, // at most MAX_EVENT_ALIGN, checked above
             event_fingerprint: layout.fingerprint,
             consumer_slots,
             descriptor_len: leaves.len() as u32,
@@ -566,6 +625,16 @@ impl Segment {
         let object = match ShmObject::open(name) {
             Ok(object) => object,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(AttemptError::NotFound),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                let (mode, owner_uid) = shm::mode_and_owner(name).unzip();
+                return Err(AttemptError::Fatal(AttachError::PermissionDenied {
+                    name: name.to_string(),
+                    mode,
+                    owner_uid,
+                    // SAFETY: geteuid has no preconditions and cannot fail.
+                    process_uid: unsafe { libc::geteuid() },
+                }));
+            }
             Err(e) => return Err(os("shm_open", e)),
         };
         let len = object.len().map_err(|e| os("fstat", e))?;
@@ -583,7 +652,7 @@ impl Segment {
         }
         // Map the fixed part only (no populate) until the header says how large the segment really is.
         let probe = object
-            .map(fixed_len as usize, false)
+            .map(fixed_len, false)
             .map_err(|e| os("mmap", e))?;
         let header = match read_ready_header(&probe) {
             HeaderRead::Ready(header) => header,
@@ -616,7 +685,7 @@ impl Segment {
         check_event_type(name, &header, &leaves, layout).map_err(AttemptError::Fatal)?;
         drop(probe);
         let mapping = object
-            .map(geometry.total_len as usize, true)
+            .map(geometry.total_len, true)
             .map_err(|e| os("mmap", e))?;
         Ok(Segment {
             mapping,
@@ -708,7 +777,7 @@ impl Segment {
         if object.len()? < CONSUMERS_OFFSET {
             return Ok(false);
         }
-        let probe = object.map(CONSUMERS_OFFSET as usize, false)?;
+        let probe = object.map(CONSUMERS_OFFSET, false)?;
         match read_ready_header(&probe) {
             HeaderRead::Ready(header) if header.epoch == self.epoch => {
                 shm::unlink(&self.name)?;

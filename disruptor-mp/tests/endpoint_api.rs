@@ -3,7 +3,7 @@
 
 use disruptor_mp::{
     attach_shared_consumer, build_shared_single_producer, portable_shm_segment_name, AttachError,
-    ConsumeError, CreateError, PublishError, SharedConsumer, SharedProducer,
+    ConsumeError, CreateError, NameError, PublishError, SharedConsumer, SharedProducer,
 };
 use std::time::{Duration, Instant};
 
@@ -225,10 +225,15 @@ fn duplicate_names_and_bad_parameters_are_refused() {
     let _producer = build_shared_single_producer::<u64>(&name, 8)
         .build_producer()
         .unwrap();
-    assert!(matches!(
-        build_shared_single_producer::<u64>(&name, 8).build_producer(),
-        Err(CreateError::AlreadyExists { .. })
-    ));
+    let taken = build_shared_single_producer::<u64>(&name, 8)
+        .build_producer()
+        .unwrap_err();
+    assert!(matches!(taken, CreateError::AlreadyExists { .. }));
+    #[cfg(target_os = "linux")]
+    assert!(
+        taken.to_string().contains(&format!("at /dev/shm{name}")),
+        "{taken}"
+    );
     assert!(matches!(
         build_shared_single_producer::<u64>(&unique("cap"), 1000).build_producer(),
         Err(CreateError::InvalidCapacity { capacity: 1000, .. })
@@ -243,6 +248,12 @@ fn duplicate_names_and_bad_parameters_are_refused() {
         build_shared_single_producer::<u64>("a/b", 8).build_producer(),
         Err(CreateError::InvalidName(_))
     ));
+    for dots in [".", ".."] {
+        assert!(matches!(
+            build_shared_single_producer::<u64>(dots, 8).build_producer(),
+            Err(CreateError::InvalidName(NameError::Reserved { .. }))
+        ));
+    }
     assert!(matches!(
         attach_shared_consumer::<u64>(&name)
             .with_consumer_id(&"x".repeat(49))
@@ -311,4 +322,36 @@ fn a_different_primitive_type_of_the_same_size_is_refused() {
         text.contains("offset 0, f64 (here) vs offset 0, u64 (segment)"),
         "{text}"
     );
+}
+
+#[test]
+fn an_event_too_large_for_the_header_is_refused_at_creation() {
+    // 4 GiB + 1 byte: the header records event sizes in 32 bits. Nothing of this size is ever built.
+    type Huge = [u8; (1 << 32) + 1];
+    let error = build_shared_single_producer::<Huge>(&unique("huge"), 1)
+        .build_producer()
+        .unwrap_err();
+    assert!(
+        matches!(error, CreateError::UnsupportedEvent { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_batch_whose_sequences_would_overflow_is_refused_without_publishing() {
+    let (mut producer, mut consumer) = ring("overflow", 8);
+    producer.publish(1).unwrap();
+    let mut filled = 0;
+    let refused = producer.publish_batch_with(usize::MAX, |_, _| filled += 1);
+    assert_eq!(
+        refused,
+        Err(PublishError::BatchTooLarge {
+            count: usize::MAX as u64,
+            next_sequence: 1
+        })
+    );
+    assert_eq!(filled, 0);
+    assert_eq!(producer.next_sequence(), 1);
+    assert_eq!(consumer.try_consume_next().unwrap(), Some((1, 0)));
+    assert_eq!(consumer.try_consume_next().unwrap(), None);
 }
