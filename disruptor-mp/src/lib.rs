@@ -46,7 +46,8 @@
 //! ```
 //!
 //! Modules follow the architecture: [`event`] and [`layout`] (the type contract), [`segment`] (the
-//! shared-memory format), the producer and consumer endpoints, [`wait`] (how blocked endpoints wait) and
+//! shared-memory format), [`protocol`] (how the endpoints share it, and the threat model), the producer
+//! and consumer endpoints, [`wait`] (how blocked endpoints wait) and
 //! [`name`] (segment names). Unsafe code lives only in the backend, segment and ring layers.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -57,12 +58,25 @@ compile_error!(
      because nothing checks them."
 );
 
+// A 32-bit process cannot address rings as large as the format allows (up to 1 TiB), and the segment
+// format's platform word would refuse sharing with 64-bit peers anyway; refusing the target is simpler and
+// safer than a second set of size limits. Only reported on otherwise supported systems, so that an
+// unsupported target still gets exactly one error.
+#[cfg(all(
+    any(target_os = "linux", target_os = "macos"),
+    not(target_pointer_width = "64")
+))]
+compile_error!(
+    "disruptor-mp builds only for 64-bit targets: segment sizes are 64-bit and a 32-bit address space \
+     cannot map the rings the format allows."
+);
+
 /// Keeps `$item`s only on supported platforms, so that elsewhere the `compile_error!` above is the only
 /// error a build reports, instead of one per missing `libc` item.
 macro_rules! on_supported_platforms {
     ($($item:item)*) => {
         $(
-            #[cfg(any(target_os = "linux", target_os = "macos"))]
+            #[cfg(all(any(target_os = "linux", target_os = "macos"), target_pointer_width = "64"))]
             $item
         )*
     };
@@ -79,6 +93,7 @@ on_supported_platforms! {
     pub mod layout;
     pub mod name;
     mod producer;
+    pub mod protocol;
     mod registry;
     mod ring;
     pub mod segment;
