@@ -95,9 +95,9 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             return Err(syn::Error::new(
                 data.union_token.span,
                 format_args!(
-                    "`#[derive(RingEvent)]` cannot be used on union `{ident}`: unions are not supported as \
-                     events (v1), since nothing records which field another process wrote; use a struct \
-                     with a tag field and a `[u8; N]` payload"
+                    "`#[derive(RingEvent)]` cannot be used on union `{ident}`: nothing in a union records \
+                     which of its fields another process wrote, so a reader could not tell how to interpret \
+                     the bytes; use a struct with a tag field and a `[u8; N]` payload"
                 ),
             ));
         }
@@ -129,15 +129,20 @@ fn check_generics(input: &DeriveInput, errors: &mut Errors) {
                 "`#[derive(RingEvent)]` does not accept lifetime parameters on `{ident}`: an event is \
                  plain data copied into shared memory, so it cannot borrow anything from the writing process"
             ),
-            GenericParam::Type(_) => format!(
-                "`#[derive(RingEvent)]` does not accept type parameters on `{ident}` (v1): an event type \
-                 must have one layout and one fingerprint under a stable name; define a concrete struct \
-                 for each instantiation"
+            GenericParam::Type(param) => format!(
+                "`#[derive(RingEvent)]` does not accept type parameters on `{ident}`: an event's name \
+                 stands for one layout in every process that shares the ring, but each choice of `{}` \
+                 would give `{ident}` another layout under the same name; define a struct without \
+                 parameters for each type you need",
+                param.ident
             ),
-            GenericParam::Const(_) => format!(
-                "`#[derive(RingEvent)]` does not accept const parameters on `{ident}` (v1): an event type \
-                 must have one layout and one fingerprint under a stable name; define a concrete struct \
-                 for each size (arrays `[T; N]` with a literal N are fine as fields)"
+            GenericParam::Const(param) => format!(
+                "`#[derive(RingEvent)]` does not accept const parameters on `{ident}`: an event's name \
+                 stands for one layout in every process that shares the ring, but each value of `{}` \
+                 would give `{ident}` another size under the same name; define a struct without \
+                 parameters for each size you need (array fields with a literal length, such as \
+                 `[u8; 64]`, are fine)",
+                param.ident
             ),
         };
         errors.add_spanned(param, message);
