@@ -9,8 +9,9 @@
 //! `#[repr(transparent)]` and without `packed`; the `#[ring_event(...)]` keys are known; no field is a
 //! `bool`, `char`, `usize`, `isize`, reference, raw pointer or fn pointer (each with a message saying what
 //! to use instead). What it makes the compiler check (the generated code): every field type implements
-//! `RingEvent`, the struct is `Copy` and `Default`, there is no implicit padding (unless
-//! `#[ring_event(allow_padding)]`), and the fingerprint matches `#[ring_event(expect_fingerprint = ...)]`.
+//! `RingEvent`, the struct is `Copy` and `Default`, it has no padding, neither implicit padding of its own nor
+//! padding inside a field's type (unless the struct itself says `#[ring_event(allow_padding)]`), and the
+//! fingerprint matches `#[ring_event(expect_fingerprint = ...)]`.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -26,7 +27,9 @@ use syn::{
 ///
 /// Attributes, all optional, under `#[ring_event(...)]` on the struct:
 /// - `name = "..."`: the stable name hashed into the fingerprint (default: the struct's identifier);
-/// - `allow_padding`: accept implicit padding bytes instead of refusing them;
+/// - `allow_padding`: accept padding bytes, the struct's own implicit padding and padding inside its fields'
+///   types, instead of refusing them (padding is uninitialized memory of the writing process, copied into
+///   shared memory); a struct that contains such a type must say `allow_padding` too;
 /// - `expect_fingerprint = 0x...`: fail to compile when the layout fingerprint is different.
 #[proc_macro_derive(RingEvent, attributes(ring_event))]
 pub fn derive_ring_event(input: TokenStream) -> TokenStream {
@@ -92,9 +95,9 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             return Err(syn::Error::new(
                 data.union_token.span,
                 format_args!(
-                    "`#[derive(RingEvent)]` cannot be used on union `{ident}`: unions are not supported as \
-                     events (v1), since nothing records which field another process wrote; use a struct \
-                     with a tag field and a `[u8; N]` payload"
+                    "`#[derive(RingEvent)]` cannot be used on union `{ident}`: nothing in a union records \
+                     which of its fields another process wrote, so a reader could not tell how to interpret \
+                     the bytes; use a struct with a tag field and a `[u8; N]` payload"
                 ),
             ));
         }
@@ -126,15 +129,20 @@ fn check_generics(input: &DeriveInput, errors: &mut Errors) {
                 "`#[derive(RingEvent)]` does not accept lifetime parameters on `{ident}`: an event is \
                  plain data copied into shared memory, so it cannot borrow anything from the writing process"
             ),
-            GenericParam::Type(_) => format!(
-                "`#[derive(RingEvent)]` does not accept type parameters on `{ident}` (v1): an event type \
-                 must have one layout and one fingerprint under a stable name; define a concrete struct \
-                 for each instantiation"
+            GenericParam::Type(param) => format!(
+                "`#[derive(RingEvent)]` does not accept type parameters on `{ident}`: an event's name \
+                 stands for one layout in every process that shares the ring, but each choice of `{}` \
+                 would give `{ident}` another layout under the same name; define a struct without \
+                 parameters for each type you need",
+                param.ident
             ),
-            GenericParam::Const(_) => format!(
-                "`#[derive(RingEvent)]` does not accept const parameters on `{ident}` (v1): an event type \
-                 must have one layout and one fingerprint under a stable name; define a concrete struct \
-                 for each size (arrays `[T; N]` with a literal N are fine as fields)"
+            GenericParam::Const(param) => format!(
+                "`#[derive(RingEvent)]` does not accept const parameters on `{ident}`: an event's name \
+                 stands for one layout in every process that shares the ring, but each value of `{}` \
+                 would give `{ident}` another size under the same name; define a struct without \
+                 parameters for each size you need (array fields with a literal length, such as \
+                 `[u8; 64]`, are fine)",
+                param.ident
             ),
         };
         errors.add_spanned(param, message);
@@ -409,8 +417,9 @@ fn generate(ident: &Ident, fields: &Fields, options: &Options) -> TokenStream2 {
     quote! {
         // SAFETY: the derive checked that the struct is `repr(C)` or `repr(transparent)` and not packed,
         // that every field type is a `RingEvent` (so every bit pattern of every field is valid), and the
-        // `const` items below prove `Copy`, `Default` and the absence of padding (unless opted out with
-        // `allow_padding`); the layout is taken from `size_of`, `align_of` and `offset_of!`.
+        // `const` items below prove `Copy`, `Default` and the absence of padding, its own and its fields'
+        // (unless opted out with `allow_padding`); the layout is taken from `size_of`, `align_of` and
+        // `offset_of!`, and `TypeLayout::structure` derives `has_padding` from it.
         #[automatically_derived]
         unsafe impl ::disruptor_mp::RingEvent for #ident {
             const LAYOUT: ::disruptor_mp::layout::TypeLayout =

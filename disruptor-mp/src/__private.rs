@@ -6,7 +6,7 @@
 //! `#[diagnostic::on_unimplemented]` message explains the requirement (for `Copy` and `Default`). None of it
 //! needs `unsafe`, and none of it exists at run time.
 
-use crate::layout::{TypeKind, TypeLayout};
+use crate::layout::{first_gap, FieldLayout, Gap, TypeKind, TypeLayout};
 
 /// `Copy` as a requirement of `#[derive(RingEvent)]`, so that the error says why it is needed.
 #[diagnostic::on_unimplemented(
@@ -36,73 +36,120 @@ pub const fn assert_copy<T: RingEventNeedsCopy>() {}
 /// Compiles only when `T: Default`; the derive calls it in a `const _` spanned at the struct's name.
 pub const fn assert_default<T: RingEventNeedsDefault>() {}
 
-/// Panics (at compile time, when called from a `const`) if the struct `layout` has implicit padding: a gap
-/// before a field (fields taken in declaration order, which is offset order for `repr(C)`) or after the
-/// last one. The message names the gap's size and the fields around it.
+/// Panics (at compile time, when called from a `const`) if the struct `layout` has padding: implicit padding
+/// of its own (a gap before a field, fields taken in declaration order, which is offset order for `repr(C)`,
+/// or after the last one), or padding inside a field's type (a struct that opted in with
+/// `#[ring_event(allow_padding)]`, or an array of such). The derive calls it for every struct that does not
+/// opt in itself. The message names the gap's size and the fields around it, or the field that carries
+/// padding and the type the padding comes from.
 pub const fn assert_no_padding(layout: &TypeLayout) {
     let fields = match layout.kind {
         TypeKind::Struct { fields } => fields,
         TypeKind::Primitive | TypeKind::Array { .. } => return,
     };
-    // `end`: the first byte not covered by any field so far; `last`: the field that ends there.
-    let mut end = 0;
-    let mut last: Option<&str> = None;
+    if let Some(gap) = first_gap(layout.size, fields) {
+        panic!("{}", gap_message(layout, fields, gap).as_str());
+    }
     let mut i = 0;
     while i < fields.len() {
-        let field = &fields[i];
-        if field.offset > end {
-            let gap = field.offset - end;
-            let msg = Message::new().tick(layout.name).str(" has ").num(gap);
-            let msg = match last {
-                Some(prev) => msg
-                    .str(" bytes of implicit padding between field ")
-                    .tick(prev)
-                    .str(" (ends at offset ")
-                    .num(end)
-                    .str(") and field "),
-                None => msg.str(" bytes of implicit padding before field "),
-            };
-            let msg = msg
-                .tick(field.name)
-                .str(" (offset ")
-                .num(field.offset)
-                .str("); add an explicit field `_pad: [u8; ")
-                .num(gap)
-                .str("]` there, or #[ring_event(allow_padding)]");
-            panic!("{}", msg.as_str());
-        }
-        let field_end = field.offset + field.ty.size;
-        if field_end >= end {
-            end = field_end;
-            last = Some(field.name);
+        if fields[i].ty.has_padding {
+            panic!("{}", padded_field_message(layout, &fields[i]).as_str());
         }
         i += 1;
     }
-    if layout.size > end {
-        let gap = layout.size - end;
-        let msg = Message::new()
-            .tick(layout.name)
-            .str(" has ")
-            .num(gap)
-            .str(" bytes of trailing padding");
-        let msg = match last {
-            Some(prev) => msg
-                .str(" after its last field ")
-                .tick(prev)
-                .str(" (ends at offset ")
-                .num(end)
-                .str(")"),
-            None => msg.str(" (it has no fields)"),
-        };
-        let msg = msg
-            .str(": its size is rounded up to ")
-            .num(layout.size)
-            .str(", a multiple of its alignment ")
-            .num(layout.align)
-            .str("; add an explicit last field `_pad: [u8; ")
-            .num(gap)
-            .str("]`, or #[ring_event(allow_padding)]");
-        panic!("{}", msg.as_str());
+}
+
+/// The message for a struct's own implicit padding: its size, where it is and what to write instead.
+const fn gap_message(layout: &TypeLayout, fields: &[FieldLayout], gap: Gap) -> Message {
+    let msg = Message::new().tick(layout.name).str(" has ").num(gap.len);
+    match gap.before {
+        Some(next) => {
+            let msg = match gap.after {
+                Some(prev) => msg
+                    .str(" bytes of implicit padding between field ")
+                    .tick(fields[prev].name)
+                    .str(" (ends at offset ")
+                    .num(gap.start)
+                    .str(") and field "),
+                None => msg.str(" bytes of implicit padding before field "),
+            };
+            msg.tick(fields[next].name)
+                .str(" (offset ")
+                .num(gap.start + gap.len)
+                .str("); add an explicit field `_pad: [u8; ")
+                .num(gap.len)
+                .str("]` there, or #[ring_event(allow_padding)]")
+        }
+        None => {
+            let msg = msg.str(" bytes of trailing padding");
+            let msg = match gap.after {
+                Some(prev) => msg
+                    .str(" after its last field ")
+                    .tick(fields[prev].name)
+                    .str(" (ends at offset ")
+                    .num(gap.start)
+                    .str(")"),
+                None => msg.str(" (it has no fields)"),
+            };
+            msg.str(": its size is rounded up to ")
+                .num(layout.size)
+                .str(", a multiple of its alignment ")
+                .num(layout.align)
+                .str("; add an explicit last field `_pad: [u8; ")
+                .num(gap.len)
+                .str("]`, or #[ring_event(allow_padding)]")
+        }
+    }
+}
+
+/// The message for a struct without padding of its own whose `field`'s type carries padding.
+const fn padded_field_message(layout: &TypeLayout, field: &FieldLayout) -> Message {
+    let origin = padding_origin(field.ty);
+    let msg = Message::new()
+        .tick(layout.name)
+        .str(" contains padding bytes in its field ")
+        .tick(field.name)
+        .str(" (type ")
+        .type_name(field.ty);
+    // Name the type the padding comes from, unless it is the field's type itself.
+    let msg = if has_own_gap(field.ty) {
+        msg.str(")")
+    } else {
+        msg.str(", with the padding of ").type_name(origin).str(")")
+    };
+    msg.str(", but only a type that opts in itself with #[ring_event(allow_padding)] may contain padding: ")
+        .str("padding bytes are not initialized, so whatever the writing process's memory held there would ")
+        .str("be copied into shared memory for other processes to read; add #[ring_event(allow_padding)] to ")
+        .tick(layout.name)
+        .str(" as well, or replace the implicit padding of ")
+        .type_name(origin)
+        .str(" with explicit `_pad: [u8; N]` fields")
+}
+
+/// Whether `layout` is a struct with implicit padding of its own (not only inside its fields).
+const fn has_own_gap(layout: &TypeLayout) -> bool {
+    match layout.kind {
+        TypeKind::Struct { fields } => first_gap(layout.size, fields).is_some(),
+        TypeKind::Primitive | TypeKind::Array { .. } => false,
+    }
+}
+
+/// The innermost type that has padding of its own inside `layout` (which has padding), following array
+/// elements and padded fields.
+const fn padding_origin(layout: &TypeLayout) -> &TypeLayout {
+    match layout.kind {
+        TypeKind::Array { element, .. } => padding_origin(element),
+        TypeKind::Struct { fields } if !has_own_gap(layout) => {
+            let mut i = 0;
+            while i < fields.len() {
+                if fields[i].ty.has_padding {
+                    return padding_origin(fields[i].ty);
+                }
+                i += 1;
+            }
+            layout
+        }
+        TypeKind::Struct { .. } | TypeKind::Primitive => layout,
     }
 }
 
@@ -170,6 +217,23 @@ impl Message {
     /// Appends `` `s` ``.
     pub const fn tick(self, s: &str) -> Self {
         self.str("`").str(s).str("`")
+    }
+
+    /// Appends `` `T` `` for the type `layout` describes, written as in Rust: `` `[[Level; 4]; 2]` ``.
+    pub const fn type_name(self, layout: &TypeLayout) -> Self {
+        self.str("`").type_name_bare(layout).str("`")
+    }
+
+    const fn type_name_bare(self, layout: &TypeLayout) -> Self {
+        match layout.kind {
+            TypeKind::Array { element, len } => self
+                .str("[")
+                .type_name_bare(element)
+                .str("; ")
+                .num(len)
+                .str("]"),
+            TypeKind::Primitive | TypeKind::Struct { .. } => self.str(layout.name),
+        }
     }
 
     /// Appends `n` in decimal.
@@ -316,11 +380,95 @@ mod tests {
         assert!(msg.contains("`_pad: [u8; 20]`"), "{msg}");
     }
 
+    const PADDED: TypeLayout = TypeLayout::structure("Padded", 16, 8, TICK_FIELDS);
+    /// Opted in (as a derive with `allow_padding` would be): no gap of its own, `PADDED` inside.
+    const CARRIER: TypeLayout = TypeLayout::structure(
+        "Carrier",
+        16,
+        8,
+        &[FieldLayout {
+            name: "tick",
+            offset: 0,
+            ty: &PADDED,
+        }],
+    );
+    const PADDED_GRID: TypeLayout = TypeLayout::array(&PADDED_ROW, 3, 96, 8);
+    const PADDED_ROW: TypeLayout = TypeLayout::array(&PADDED, 2, 32, 8);
+
+    fn outer(field: &'static TypeLayout) -> TypeLayout {
+        let fields = Box::leak(Box::new([
+            FieldLayout {
+                name: "seq",
+                offset: 0,
+                ty: &u64::LAYOUT,
+            },
+            FieldLayout {
+                name: "inner",
+                offset: 8,
+                ty: field,
+            },
+        ]));
+        TypeLayout::structure("Outer", 8 + field.size, 8, fields)
+    }
+
+    #[test]
+    fn a_padded_struct_field_is_reported_by_name() {
+        let layout = outer(&PADDED);
+        let msg = panic_message(move || assert_no_padding(&layout));
+        assert_eq!(
+            msg,
+            "`Outer` contains padding bytes in its field `inner` (type `Padded`), but only a type that \
+             opts in itself with #[ring_event(allow_padding)] may contain padding: padding bytes are not \
+             initialized, so whatever the writing process's memory held there would be copied into shared \
+             memory for other processes to read; add #[ring_event(allow_padding)] to `Outer` as well, or \
+             replace the implicit padding of `Padded` with explicit `_pad: [u8; N]` fields"
+        );
+    }
+
+    #[test]
+    fn padding_inside_arrays_and_opted_in_structs_names_where_it_comes_from() {
+        let layout = outer(&PADDED_GRID);
+        let msg = panic_message(move || assert_no_padding(&layout));
+        assert!(
+            msg.starts_with(
+                "`Outer` contains padding bytes in its field `inner` (type `[[Padded; 2]; 3]`, with the \
+                 padding of `Padded`), but only a type that opts in itself"
+            ),
+            "{msg}"
+        );
+        let layout = outer(&CARRIER);
+        let msg = panic_message(move || assert_no_padding(&layout));
+        assert!(
+            msg.starts_with(
+                "`Outer` contains padding bytes in its field `inner` (type `Carrier`, with the padding \
+                 of `Padded`)"
+            ),
+            "{msg}"
+        );
+        assert!(msg.ends_with("implicit padding of `Padded` with explicit `_pad: [u8; N]` fields"));
+    }
+
+    #[test]
+    fn own_padding_is_reported_before_padded_fields() {
+        let fields: &'static [FieldLayout] = Box::leak(Box::new([FieldLayout {
+            name: "tick",
+            offset: 0,
+            ty: &PADDED,
+        }]));
+        let layout = TypeLayout::structure("Outer", 24, 8, fields);
+        let msg = panic_message(move || assert_no_padding(&layout));
+        assert!(
+            msg.starts_with("`Outer` has 8 bytes of trailing padding after its last field `tick`"),
+            "{msg}"
+        );
+    }
+
     #[test]
     fn dense_layouts_pass() {
         assert_no_padding(&TypeLayout::structure("One", 4, 4, &TICK_FIELDS[..1]));
         assert_no_padding(&TypeLayout::structure("Empty", 0, 1, &[]));
         assert_no_padding(&u64::LAYOUT);
+        assert_no_padding(&outer(&<[u32; 2]>::LAYOUT));
     }
 
     #[test]

@@ -169,8 +169,73 @@ pub struct TypeMismatch {
     pub here: EventSummary,
     /// The event type recorded in the segment by its creator.
     pub segment: EventSummary,
-    /// The first differing leaf field, when the field descriptors differ.
+    /// The first differing leaf field, when the recorded field descriptors differ (see
+    /// `recorded_leaves`).
     pub first_difference: Option<FieldDifference>,
+    /// How many leading leaf fields of an event type a segment records
+    /// ([`DESCRIPTOR_ENTRIES`](crate::segment::DESCRIPTOR_ENTRIES)). Only these are compared: when
+    /// either type has more, a difference past them changes the fingerprint but cannot be named, and
+    /// `first_difference` is `None`.
+    pub recorded_leaves: usize,
+    /// How many leaf fields this process's event type has (the length of its
+    /// [flattened descriptor](crate::layout::TypeLayout::flatten)).
+    pub here_leaves: usize,
+    /// How many leaf fields the segment's event type has, as the segment's header records it.
+    pub segment_leaves: usize,
+}
+
+impl TypeMismatch {
+    /// What differs in the summaries (name, size, alignment), as `"name, size and alignment"`; `None`
+    /// when they agree.
+    fn summary_differences(&self) -> Option<String> {
+        let parts: Vec<&str> = [
+            (self.here.name != self.segment.name, "name"),
+            (self.here.size != self.segment.size, "size"),
+            (self.here.align != self.segment.align, "alignment"),
+        ]
+        .into_iter()
+        .filter_map(|(differs, part)| differs.then_some(part))
+        .collect();
+        match parts.as_slice() {
+            [] => None,
+            [only] => Some(only.to_string()),
+            [init @ .., last] => Some(format!("{} and {last}", init.join(", "))),
+        }
+    }
+
+    /// Explains a mismatch whose recorded leaf fields all agree.
+    fn fmt_without_field_difference(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let recorded = self.recorded_leaves;
+        let differences = self.summary_differences();
+        if self.here_leaves > recorded || self.segment_leaves > recorded {
+            write!(
+                f,
+                "the segment records only the first {recorded} leaf fields of an event type, and those agree \
+                 (this process's type has {}, the segment's {})",
+                self.here_leaves, self.segment_leaves
+            )?;
+            match differences {
+                Some(what) => write!(
+                    f,
+                    "; the types differ in {what}, and perhaps also in the fields past them"
+                ),
+                None => write!(f, ": the difference lies in the fields past them"),
+            }
+        } else {
+            match self.here_leaves {
+                1 => write!(f, "the only leaf field agrees")?,
+                n => write!(f, "all {n} leaf fields agree")?,
+            }
+            match differences {
+                Some(what) => write!(f, "; the types differ in {what}"),
+                None => write!(
+                    f,
+                    ", as do the names, sizes and alignments: a nested struct differs in its name, size or \
+                     alignment, or a long field path differs past the part the segment records"
+                ),
+            }
+        }
+    }
 }
 
 impl fmt::Display for TypeMismatch {
@@ -178,12 +243,10 @@ impl fmt::Display for TypeMismatch {
         writeln!(f, "event type mismatch on segment {:?}:", self.segment_name)?;
         writeln!(f, "  this process : {}", self.here)?;
         write!(f, "  segment      : {}", self.segment)?;
+        write!(f, "\n  ")?;
         match &self.first_difference {
-            Some(difference) => write!(f, "\n  {difference}"),
-            None => write!(
-                f,
-                "\n  the recorded fields agree; the type names, sizes or nested definitions differ"
-            ),
+            Some(difference) => write!(f, "{difference}"),
+            None => self.fmt_without_field_difference(f),
         }
     }
 }
@@ -274,7 +337,8 @@ pub enum AttachError {
         reason: &'static str,
     },
     /// The segment carries another event type than this process's. The message names both types and the
-    /// first differing field: rebuild both sides against the same event definition.
+    /// first differing field (or, when the fields the segment records all agree, where the difference
+    /// lies): rebuild both sides against the same event definition.
     #[error("{0}")]
     EventTypeMismatch(Box<TypeMismatch>),
     /// Every consumer slot of the segment is in use. Detach a consumer, or create the ring with more slots
@@ -395,4 +459,71 @@ pub enum WaitForConsumersError {
         /// The timeout that expired.
         timeout: Duration,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(name: &str, size: u64, align: u64, fingerprint: u64) -> EventSummary {
+        EventSummary {
+            name: name.to_string(),
+            size,
+            align,
+            fingerprint,
+        }
+    }
+
+    fn mismatch(here: EventSummary, segment: EventSummary, leaves: (usize, usize)) -> TypeMismatch {
+        TypeMismatch {
+            segment_name: "/ticks".to_string(),
+            here,
+            segment,
+            first_difference: None,
+            recorded_leaves: 64,
+            here_leaves: leaves.0,
+            segment_leaves: leaves.1,
+        }
+    }
+
+    fn last_line(mismatch: &TypeMismatch) -> String {
+        let text = mismatch.to_string();
+        text.lines().last().unwrap_or_default().trim().to_string()
+    }
+
+    #[test]
+    fn agreeing_recorded_leaves_name_what_else_differs() {
+        let m = mismatch(summary("A", 8, 8, 1), summary("B", 16, 16, 2), (3, 3));
+        assert_eq!(
+            last_line(&m),
+            "all 3 leaf fields agree; the types differ in name, size and alignment"
+        );
+        let m = mismatch(summary("A", 8, 8, 1), summary("A", 16, 8, 2), (1, 1));
+        assert_eq!(
+            last_line(&m),
+            "the only leaf field agrees; the types differ in size"
+        );
+    }
+
+    #[test]
+    fn agreeing_leaves_and_summaries_point_at_nested_definitions() {
+        let m = mismatch(summary("A", 8, 8, 1), summary("A", 8, 8, 2), (2, 2));
+        assert!(
+            last_line(&m).starts_with(
+                "all 2 leaf fields agree, as do the names, sizes and alignments: a nested struct differs"
+            ),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn unrecorded_leaves_are_counted_on_both_sides() {
+        let m = mismatch(summary("A", 8, 8, 1), summary("B", 8, 8, 2), (64, 65));
+        assert_eq!(
+            last_line(&m),
+            "the segment records only the first 64 leaf fields of an event type, and those agree (this \
+             process's type has 64, the segment's 65); the types differ in name, and perhaps also in the \
+             fields past them"
+        );
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! An event is a plain-data struct that `#[derive(RingEvent)]` has checked: `#[repr(C)]` (or
 //! `#[repr(transparent)]`, with any `align(N)`), not packed, `Copy` and `Default`, no generics, every field
-//! itself an event, and no implicit padding. The derive also computes the struct's [`TypeLayout`] from
-//! `size_of`, `align_of` and `offset_of!`, and with it the fingerprint that two processes compare before
-//! sharing a ring.
+//! itself an event, and no padding bytes, neither implicit padding of its own nor padding inside a field's
+//! type, unless the struct itself says `#[ring_event(allow_padding)]`. The derive also computes the
+//! struct's [`TypeLayout`] from `size_of`, `align_of` and `offset_of!`, and with it the fingerprint that two
+//! processes compare before sharing a ring.
 //!
 //! ```
 //! use disruptor_mp::RingEvent;
@@ -65,9 +66,14 @@ use std::num::{
 /// An implementation promises that:
 /// - every bit pattern of `size_of::<Self>()` bytes is a valid `Self` (another process writes the bytes,
 ///   so `bool`, `char`, enums, references and pointers are excluded);
-/// - the type has no padding bytes, unless its layout was derived with `allow_padding` (padding is then
-///   copied but never read as data);
-/// - [`RingEvent::LAYOUT`] describes the real type: its size, alignment, and every field's offset and type.
+/// - [`RingEvent::LAYOUT`] describes the real type: its size, alignment, every field's offset and type,
+///   and in [`has_padding`](TypeLayout::has_padding) whether any of its bytes, at any depth, are padding
+///   (the derive relies on it to refuse padding that a struct did not opt in to).
+///
+/// Padding bytes are uninitialized: they are copied into shared memory, where every process mapping the
+/// ring can read them, but never read as data. The derive therefore refuses padding, a struct's own or
+/// inside a field's type, unless the struct itself says `#[ring_event(allow_padding)]`: an array carries
+/// its element's padding, and a struct that contains a padded type must opt in too.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be used as a shared-memory event or event field",
     label = "`{Self}` does not implement `RingEvent`",
@@ -111,7 +117,8 @@ primitive_events! {
 }
 
 // SAFETY: an array of events has no padding between elements (the element size is a multiple of its
-// alignment) and every bit pattern is valid because every element's is.
+// alignment), so its only padding is its elements', which `TypeLayout::array` reports; every bit pattern
+// is valid because every element's is.
 unsafe impl<T: RingEvent, const N: usize> RingEvent for [T; N] {
     const LAYOUT: TypeLayout = TypeLayout::array(
         &T::LAYOUT,

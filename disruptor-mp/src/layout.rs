@@ -11,6 +11,10 @@
 //!
 //! The hash is part of the segment format: changing anything here changes every fingerprint and must bump
 //! [`FINGERPRINT_FORMAT`].
+//!
+//! A layout also records whether the type has padding bytes anywhere
+//! ([`has_padding`](TypeLayout::has_padding)). That is not hashed: it follows from the offsets and sizes the
+//! fingerprint already covers.
 
 use std::fmt;
 
@@ -31,6 +35,12 @@ pub struct TypeLayout {
     pub kind: TypeKind,
     /// The layout fingerprint (see the module docs).
     pub fingerprint: u64,
+    /// Whether some bytes of the type are padding, at any depth: a primitive has none; an array has some
+    /// when its element type has some (and it has at least one element); a struct has some when there is a
+    /// gap before, between or after its fields, or when a field's type has some. Padding bytes are not
+    /// initialized, so copying a value copies whatever the writer's memory held there. Not part of the
+    /// fingerprint.
+    pub has_padding: bool,
 }
 
 /// The shape of a [`TypeLayout`].
@@ -118,6 +128,7 @@ impl TypeLayout {
             align,
             kind: TypeKind::Primitive,
             fingerprint,
+            has_padding: false,
         }
     }
 
@@ -140,6 +151,8 @@ impl TypeLayout {
             align,
             kind: TypeKind::Array { element, len },
             fingerprint,
+            // Elements follow each other without gaps (an element's size is a multiple of its alignment).
+            has_padding: len > 0 && element.has_padding,
         }
     }
 
@@ -155,12 +168,14 @@ impl TypeLayout {
             .u64(size as u64)
             .u64(align as u64)
             .u64(fields.len() as u64);
+        let mut has_padding = first_gap(size, fields).is_some();
         let mut i = 0;
         while i < fields.len() {
             hash = hash
                 .str(fields[i].name)
                 .u64(fields[i].offset as u64)
                 .u64(fields[i].ty.fingerprint);
+            has_padding |= fields[i].ty.has_padding;
             i += 1;
         }
         TypeLayout {
@@ -169,6 +184,7 @@ impl TypeLayout {
             align,
             kind: TypeKind::Struct { fields },
             fingerprint: hash.finish(),
+            has_padding,
         }
     }
 
@@ -210,6 +226,54 @@ impl TypeLayout {
             }),
         }
     }
+}
+
+/// Implicit padding between or after the fields of a struct: bytes that no field covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gap {
+    /// Offset of the first padding byte.
+    pub(crate) start: usize,
+    /// Number of padding bytes.
+    pub(crate) len: usize,
+    /// Index of the field that ends where the gap starts (`None`: the gap is at offset 0).
+    pub(crate) after: Option<usize>,
+    /// Index of the field that starts where the gap ends (`None`: trailing padding).
+    pub(crate) before: Option<usize>,
+}
+
+/// The first implicit gap in a struct of `size` bytes with these `fields`, taken in declaration order (which
+/// is offset order for `repr(C)`; the extra fields of a `repr(transparent)` struct are zero-sized).
+pub(crate) const fn first_gap(size: usize, fields: &[FieldLayout]) -> Option<Gap> {
+    // `end`: the first byte not covered by any field so far; `last`: the field that ends there.
+    let mut end = 0;
+    let mut last = None;
+    let mut i = 0;
+    while i < fields.len() {
+        let field = &fields[i];
+        if field.offset > end {
+            return Some(Gap {
+                start: end,
+                len: field.offset - end,
+                after: last,
+                before: Some(i),
+            });
+        }
+        let field_end = field.offset + field.ty.size;
+        if field_end >= end {
+            end = field_end;
+            last = Some(i);
+        }
+        i += 1;
+    }
+    if size > end {
+        return Some(Gap {
+            start: end,
+            len: size - end,
+            after: last,
+            before: None,
+        });
+    }
+    None
 }
 
 /// One leaf of a flattened field descriptor (see [`TypeLayout::flatten`]).
@@ -326,6 +390,101 @@ mod tests {
         assert_eq!(leaves.len(), 1);
         assert_eq!(leaves[0].path, "");
         assert_eq!(leaves[0].type_name, "u32");
+    }
+
+    /// `side: u32` at 0, `price: u64` at 8: four bytes of padding in between.
+    const GAPPED_FIELDS: &[FieldLayout] = &[
+        FieldLayout {
+            name: "side",
+            offset: 0,
+            ty: &u32::LAYOUT,
+        },
+        FieldLayout {
+            name: "price",
+            offset: 8,
+            ty: &u64::LAYOUT,
+        },
+    ];
+    const GAPPED: TypeLayout = TypeLayout::structure("Gapped", 16, 8, GAPPED_FIELDS);
+    const HOLDER_FIELDS: &[FieldLayout] = &[FieldLayout {
+        name: "inner",
+        offset: 0,
+        ty: &GAPPED,
+    }];
+
+    #[test]
+    fn padding_is_found_in_gaps_and_propagates_through_fields_and_arrays() {
+        let cases = [
+            (u64::LAYOUT, false, "a primitive"),
+            (<[u16; 3]>::LAYOUT, false, "an array of primitives"),
+            (GAPPED, true, "a gap between fields"),
+            (
+                TypeLayout::structure("Leading", 16, 8, &GAPPED_FIELDS[1..]),
+                true,
+                "a gap before the first field",
+            ),
+            (
+                TypeLayout::structure("Trailing", 8, 8, &GAPPED_FIELDS[..1]),
+                true,
+                "a gap after the last field",
+            ),
+            (
+                TypeLayout::structure("Dense", 4, 4, &GAPPED_FIELDS[..1]),
+                false,
+                "a dense struct",
+            ),
+            (
+                TypeLayout::structure("Holder", 16, 8, HOLDER_FIELDS),
+                true,
+                "no gap of its own, but a padded field",
+            ),
+            (
+                TypeLayout::array(&GAPPED, 2, 32, 8),
+                true,
+                "an array of padded structs",
+            ),
+            (
+                TypeLayout::array(&GAPPED, 0, 0, 8),
+                false,
+                "an empty array, which has no bytes at all",
+            ),
+        ];
+        for (layout, expected, what) in cases {
+            assert_eq!(layout.has_padding, expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn first_gap_names_the_fields_around_it() {
+        assert_eq!(
+            first_gap(16, GAPPED_FIELDS),
+            Some(Gap {
+                start: 4,
+                len: 4,
+                after: Some(0),
+                before: Some(1),
+            })
+        );
+        assert_eq!(
+            first_gap(16, &GAPPED_FIELDS[1..]),
+            Some(Gap {
+                start: 0,
+                len: 8,
+                after: None,
+                before: Some(0),
+            })
+        );
+        assert_eq!(
+            first_gap(8, &GAPPED_FIELDS[..1]),
+            Some(Gap {
+                start: 4,
+                len: 4,
+                after: Some(0),
+                before: None,
+            })
+        );
+        assert_eq!(first_gap(4, &GAPPED_FIELDS[..1]), None);
+        assert_eq!(first_gap(0, &[]), None);
     }
 
     #[test]

@@ -982,7 +982,7 @@ fn check_event_type(
     if same_type {
         return Ok(());
     }
-    let (local_raw, _) = stored_descriptor(layout);
+    let (local_raw, local_total) = stored_descriptor(layout);
     let here: Vec<LeafField> = local_raw.iter().map(decode_leaf).collect();
     let segment: Vec<LeafField> = leaves.iter().map(decode_leaf).collect();
     let name_len = (header.event_name_len as usize).min(EVENT_NAME_CAPACITY);
@@ -1001,6 +1001,9 @@ fn check_event_type(
             fingerprint: header.event_fingerprint,
         },
         first_difference: FieldDifference::first(&here, &segment),
+        recorded_leaves: DESCRIPTOR_ENTRIES,
+        here_leaves: local_total as usize,
+        segment_leaves: header.descriptor_total as usize,
     })))
 }
 
