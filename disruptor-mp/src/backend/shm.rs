@@ -17,7 +17,7 @@
 use super::Mapping;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Longest object name the platform accepts, leading slash included: Linux's `NAME_MAX`.
 #[cfg(target_os = "linux")]
@@ -102,6 +102,13 @@ impl ShmObject {
     /// Maps the first `len` bytes shared and read-write (see [`Mapping::map`] for `populate`).
     pub(crate) fn map(&self, len: usize, populate: bool) -> io::Result<Mapping> {
         Mapping::map(self.fd.as_raw_fd(), len, populate)
+    }
+}
+
+/// The object's descriptor, for the liveness lock (`backend::liveness`), which is taken on it.
+impl AsFd for ShmObject {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
