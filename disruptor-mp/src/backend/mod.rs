@@ -1,4 +1,5 @@
-//! Operating-system backends: the only code that calls `libc` to create, open and map segments.
+//! Operating-system backends: the only code that calls `libc` to create, open and map segments and to
+//! tell whether their endpoints are alive.
 //!
 //! # Design rule: one module per OS-specific facility
 //!
@@ -17,10 +18,16 @@
 //! - [`shm`]: named POSIX shared-memory objects (`shm_open`, sizing, `fstat`, `shm_unlink`) and the
 //!   platform's limit on their names.
 //! - [`mmap`]: a shared read-write mapping of a whole segment, optionally pre-faulted.
+//! - [`liveness`]: whether the process behind an endpoint is alive, kernel-backed: an open-file-description
+//!   lock on one byte of the segment on Linux, the process's PID and start time on macOS.
 //!
-//! Identifying the creating process needs no backend: `std::process::id` serves on both systems. Waiting
-//! (see `wait.rs`) spins, yields and sleeps through `std` only, so it has no OS-specific code either.
+//! Identifying the creating process for display needs no backend (`std::process::id` serves on both
+//! systems); telling whether an endpoint's process is still alive does, and is [`liveness`]. Waiting
+//! (see `wait.rs`) spins, yields and sleeps through `std` only, so it has no OS-specific code.
 
+// Wired in by the lifecycle work (DESIGN §11); until then nothing outside its tests calls it.
+#[allow(dead_code)]
+pub(crate) mod liveness;
 pub(crate) mod mmap;
 pub(crate) mod shm;
 

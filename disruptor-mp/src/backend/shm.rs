@@ -19,7 +19,7 @@
 use super::Mapping;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Longest object name the platform accepts, leading slash included: Linux's `NAME_MAX`.
 #[cfg(target_os = "linux")]
@@ -201,6 +201,13 @@ pub(crate) fn mode_and_owner(name: &str) -> Option<(u32, u32)> {
     {
         let _ = name;
         None
+    }
+}
+
+/// The object's descriptor, for the liveness lock (`backend::liveness`), which is taken on it.
+impl AsFd for ShmObject {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
