@@ -75,13 +75,15 @@ fn pseudo_random_bytes(len: usize, mut state: u64) -> Vec<u8> {
 }
 
 #[test]
-fn the_template_itself_attaches() {
-    // Guards the tests below: a forged copy of a valid segment must be attachable when left intact.
+fn the_template_itself_passes_every_check() {
+    // Guards the tests below: a forged copy of a valid segment passes every header and type check when
+    // left intact. Only then is its producer checked, and nobody holds the copy's producer lock: the
+    // attach reports the producer gone.
     let forged = Forged::new("intact", &valid_segment_bytes());
-    let consumer = attach_shared_consumer::<CheckedEvent>(&forged.name)
-        .build_consumer()
-        .unwrap();
-    assert_eq!(consumer.capacity(), 64);
+    match forged.attach_error(Duration::ZERO) {
+        AttachError::ProducerGone { pid, .. } => assert_eq!(pid, std::process::id()),
+        other => panic!("expected ProducerGone, got {other}"),
+    }
 }
 
 #[test]

@@ -7,10 +7,11 @@ use crate::name::normalize_segment_name;
 use crate::registry;
 use crate::ring::ConsumerRing;
 use crate::segment::Segment;
+use crate::producer::DEFAULT_LIVENESS_INTERVAL;
 use crate::wait::{WaitStrategy, Waiter};
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Starts building a consumer of the ring named `name`, whose events must be of type `E`.
 ///
@@ -50,6 +51,7 @@ pub fn attach_shared_consumer<E: RingEvent>(name: &str) -> SharedConsumerBuilder
         consumer_id: String::new(),
         attach_timeout: Duration::ZERO,
         wait_strategy: WaitStrategy::default(),
+        liveness_interval: DEFAULT_LIVENESS_INTERVAL,
         _event: PhantomData,
     }
 }
@@ -62,12 +64,18 @@ pub struct SharedConsumerBuilder<E> {
     consumer_id: String,
     attach_timeout: Duration,
     wait_strategy: WaitStrategy,
+    liveness_interval: Duration,
     _event: PhantomData<fn() -> E>,
 }
 
 impl<E: RingEvent> SharedConsumerBuilder<E> {
-    /// Names this consumer in the segment's consumer table (at most 48 bytes), for inspection and
-    /// diagnostics. Default: empty.
+    /// Names this consumer in the segment's consumer table (at most 48 bytes). Default: empty.
+    ///
+    /// An id that the producer reserved with
+    /// [`discover_consumer_with_prefix`](crate::SharedProducerBuilder::discover_consumer_with_prefix)
+    /// takes that durable slot and resumes at its cursor. Any other non-empty id labels an ordinary
+    /// consumer, for inspection. Either way, two live consumers never share an id: the second attach gets
+    /// [`AttachError::ConsumerIdInUse`].
     pub fn with_consumer_id(mut self, id: &str) -> Self {
         self.consumer_id = id.to_string();
         self
@@ -86,9 +94,22 @@ impl<E: RingEvent> SharedConsumerBuilder<E> {
         self
     }
 
+    /// Sets how often a read that finds the ring empty checks whether the producer is alive (default
+    /// [`DEFAULT_LIVENESS_INTERVAL`]): a killed producer is reported as [`ConsumeError::ProducerGone`],
+    /// after every event it published, within about this long. Non-blocking reads check at most this
+    /// often too, so an empty poll stays cheap.
+    pub fn with_liveness_interval(mut self, interval: Duration) -> Self {
+        self.liveness_interval = interval;
+        self
+    }
+
     /// Attaches: opens and validates the segment, checks the event type, claims a consumer slot and joins
-    /// the producer. The first event this consumer reads is the first one published after it joined, and
-    /// from then on it gates the producer, so it misses none.
+    /// the producer. The first event this consumer reads is the first one published after it joined (or,
+    /// for a reserved named consumer, the one after its last committed event), and from then on it gates
+    /// the producer, so it misses none.
+    ///
+    /// A segment whose producer died is treated as not there yet: the attach waits (up to its timeout) for
+    /// a new producer to reclaim the name, then fails with [`AttachError::ProducerGone`].
     pub fn build_consumer(self) -> Result<SharedConsumer<E>, AttachError> {
         let name = normalize_segment_name(&self.name)?;
         registry::validate_consumer_id(&self.consumer_id)?;
@@ -98,6 +119,8 @@ impl<E: RingEvent> SharedConsumerBuilder<E> {
             ring: ConsumerRing::join(segment, claim),
             wait_strategy: self.wait_strategy,
             consumer_id: self.consumer_id,
+            liveness_interval: self.liveness_interval,
+            next_liveness_check: None,
         })
     }
 }
@@ -112,6 +135,9 @@ pub struct SharedConsumer<E: RingEvent> {
     ring: ConsumerRing<E>,
     wait_strategy: WaitStrategy,
     consumer_id: String,
+    liveness_interval: Duration,
+    /// When a non-blocking read that finds the ring empty next checks the producer's liveness.
+    next_liveness_check: Option<Instant>,
 }
 
 /// An event read in place from the ring. Derefs to `&E`; when it drops, the event counts as consumed and
@@ -250,12 +276,38 @@ impl<E: RingEvent> SharedConsumer<E> {
         }
     }
 
-    /// The empty-ring outcome: `Closed` once the producer closed and everything was read, else nothing.
+    /// The outcome of a non-blocking read that found nothing: `Evicted`, `Closed` or `ProducerGone` once
+    /// that is the case and every event has been read, else nothing yet. The producer's liveness is checked
+    /// at most once per liveness interval.
     fn empty(&mut self) -> Result<(), ConsumeError> {
-        if self.ring.is_drained_and_closed() {
+        self.closed_or_evicted()?;
+        let now = Instant::now();
+        match self.next_liveness_check {
+            Some(next) if now < next => Ok(()),
+            _ => {
+                self.next_liveness_check = Some(now + self.liveness_interval);
+                self.producer_gone()
+            }
+        }
+    }
+
+    fn closed_or_evicted(&mut self) -> Result<(), ConsumeError> {
+        if self.ring.is_evicted() {
+            Err(ConsumeError::Evicted)
+        } else if self.ring.is_drained_and_closed() {
             Err(ConsumeError::Closed)
         } else {
             Ok(())
+        }
+    }
+
+    /// `ProducerGone` if the producer died and every event it published has been read.
+    #[cold]
+    fn producer_gone(&mut self) -> Result<(), ConsumeError> {
+        match self.ring.producer_gone() {
+            // Poll again: the producer's last events may have become visible only now.
+            Some(pid) if self.ring.poll() == 0 => Err(ConsumeError::ProducerGone { pid }),
+            _ => Ok(()),
         }
     }
 
@@ -267,10 +319,16 @@ impl<E: RingEvent> SharedConsumer<E> {
             if available > 0 {
                 return Ok(available);
             }
-            self.empty()?;
-            let waiter =
-                waiter.get_or_insert_with(|| Waiter::new(self.wait_strategy, Some(timeout)));
-            if !waiter.pause() {
+            self.closed_or_evicted()?;
+            let waiter = waiter.get_or_insert_with(|| {
+                Waiter::new(self.wait_strategy, Some(timeout))
+                    .with_periodic_check(self.liveness_interval)
+            });
+            let keep_waiting = waiter.pause();
+            if waiter.check_due() {
+                self.producer_gone()?;
+            }
+            if !keep_waiting {
                 return match self.ring.poll() {
                     0 => Err(ConsumeError::Timeout { timeout }),
                     available => Ok(available),

@@ -86,11 +86,16 @@ pub enum CreateError {
         /// Why.
         reason: &'static str,
     },
-    /// A segment with this name exists already. Another producer may be running; if it crashed, remove the
-    /// stale segment (`location` says where it lives) or choose another name.
+    /// A live producer owns a segment of this name (or an object that is not a disruptor-mp ring has the
+    /// name). A segment left by a producer that died is not reported: `build_producer` removes it and
+    /// creates a new one. Stop the other producer, or choose another name.
     #[error(
-        "segment {name:?} already exists{} (another producer, or a stale segment left by a crash)",
-        at_location(location)
+        "segment {name:?} already exists{}{}",
+        at_location(location),
+        producer_pid.map_or_else(
+            || " (its producer is alive, or it is not a disruptor-mp ring)".to_string(),
+            |pid| format!(" and its producer (pid {pid}) is alive"),
+        )
     )]
     AlreadyExists {
         /// The segment name.
@@ -98,6 +103,9 @@ pub enum CreateError {
         /// Where the segment lives in the file system (`/dev/shm/NAME` on Linux); `None` on macOS, whose
         /// shared-memory objects have no path.
         location: Option<String>,
+        /// Process id of the live producer, as recorded in the segment (in the producer's PID namespace);
+        /// `None` when the object is not a readable disruptor-mp ring.
+        producer_pid: Option<u32>,
     },
     /// The file system holding shared memory has too little free space for the ring (on Linux, the tmpfs
     /// on `/dev/shm`, which a default Docker container limits to 64 MiB). Nothing was created. Make the
@@ -116,6 +124,31 @@ pub enum CreateError {
         available: Option<u64>,
         /// Where the segment would have lived (see [`CreateError::AlreadyExists`]).
         location: Option<String>,
+    },
+    /// `discover_consumer_with_prefix` asked for named consumers that cannot be reserved: more than the
+    /// consumer slots, or ids (`{prefix}_{k}`) that are not valid consumer ids.
+    #[error("cannot reserve {count} named consumers with prefix {prefix:?}: {reason}")]
+    InvalidNamedConsumers {
+        /// The number of named consumers asked for.
+        count: usize,
+        /// The id prefix.
+        prefix: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `CoordinationMode::WaitForConsumers`: fewer consumers than required attached within the timeout.
+    /// The ring was removed again (consumers that did attach see it closed). Start the consumers, raise
+    /// the timeout, or lower `min_consumers`.
+    #[error("segment {name:?}: {attached} of {wanted} consumers attached within {timeout:?}")]
+    ConsumersMissing {
+        /// The segment name.
+        name: String,
+        /// Consumers required.
+        wanted: usize,
+        /// Consumers attached when the timeout expired.
+        attached: usize,
+        /// The timeout that expired.
+        timeout: Duration,
     },
     /// The operating system refused an operation; `operation` names the call.
     #[error("segment {name:?}: {operation} failed: {source}")]
@@ -276,6 +309,18 @@ pub enum AttachError {
         /// How long the attach waited.
         waited: Duration,
     },
+    /// The segment's producer died without closing it, and no new producer replaced it within the attach
+    /// timeout: a consumer joining now would never receive anything. Restart the producer (its
+    /// `build_producer` reclaims the name), or raise the attach timeout to wait for it.
+    #[error("segment {name:?}: its producer (pid {pid}) is gone and no new one took over within {waited:?}")]
+    ProducerGone {
+        /// The segment name.
+        name: String,
+        /// Process id of the dead producer, as recorded (in its PID namespace).
+        pid: u32,
+        /// How long the attach waited for a new producer.
+        waited: Duration,
+    },
     /// The segment does not start with this crate's magic bytes: it is not a disruptor-mp ring.
     #[error("segment {name:?} is not a disruptor-mp ring (magic bytes {found:02x?})")]
     BadMagic {
@@ -349,6 +394,17 @@ pub enum AttachError {
         name: String,
         /// The number of slots in the table.
         slots: u32,
+    },
+    /// Another live consumer uses this consumer id (ids are unique among live consumers; a durable,
+    /// named slot takes one consumer at a time). Stop the other consumer, or pick another id.
+    #[error("segment {name:?}: consumer id {id:?} is in use by a live consumer (pid {pid})")]
+    ConsumerIdInUse {
+        /// The segment name.
+        name: String,
+        /// The id.
+        id: String,
+        /// Process id of the consumer holding it, as recorded (in its PID namespace).
+        pid: u32,
     },
     /// The consumer id is too long (more than
     /// [`MAX_CONSUMER_ID_LEN`](crate::segment::MAX_CONSUMER_ID_LEN) bytes) or contains a NUL byte.
@@ -437,6 +493,19 @@ pub enum ConsumeError {
     /// The producer closed the ring and every event it published has been consumed. Drop the consumer.
     #[error("the producer closed the ring and every event has been consumed")]
     Closed,
+    /// The producer died (killed, or crashed) without closing the ring, and every event it published has
+    /// been consumed. Nothing more will arrive: drop the consumer, and attach again (with an attach
+    /// timeout) once a producer has restarted; the new producer reclaims the name.
+    #[error("the producer (pid {pid}) died; every event it published has been consumed")]
+    ProducerGone {
+        /// Process id of the producer, as recorded in the segment (in its PID namespace).
+        pid: u32,
+    },
+    /// The producer evicted this consumer (its required-consumer policy found it stalled): the producer no
+    /// longer waits for it and may overwrite what it has not read, so it reads nothing more. Drop it and
+    /// attach again, which starts at the next event published.
+    #[error("this consumer was evicted by the producer and reads nothing more")]
+    Evicted,
     /// A blocking consume found no event within `timeout`.
     #[error("no event within {timeout:?}")]
     Timeout {

@@ -118,7 +118,8 @@ on_supported_platforms! {
     pub use event::RingEvent;
     pub use name::portable_shm_segment_name;
     pub use producer::{
-        build_shared_single_producer, ProducerStats, SharedProducer, SharedProducerBuilder,
+        build_shared_single_producer, CoordinationMode, ProducerStats, SharedProducer,
+        SharedProducerBuilder, DEFAULT_LIVENESS_INTERVAL,
     };
     pub use wait::WaitStrategy;
 }

@@ -45,8 +45,34 @@ pub fn build_shared_single_producer<E: RingEvent>(
         consumer_slots: DEFAULT_CONSUMER_SLOTS,
         mode: 0o600,
         wait_strategy: WaitStrategy::default(),
+        liveness_interval: DEFAULT_LIVENESS_INTERVAL,
+        coordination: CoordinationMode::Immediate,
+        named_consumers: None,
         _event: PhantomData,
     }
+}
+
+/// How often a blocked endpoint checks whether the process it waits on is alive, unless configured: a
+/// death is noticed within about this long (plus one poll).
+pub const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// When [`SharedProducerBuilder::build_producer`] returns, relative to consumers attaching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CoordinationMode {
+    /// Return at once; publishing starts gated by whoever is attached (or reserved by name) at each
+    /// publish. Consumers that attach later start at the next event published. The default.
+    #[default]
+    Immediate,
+    /// Return once at least `min_consumers` consumers are attached, so all of them receive every event
+    /// from the first one; fail with [`CreateError::ConsumersMissing`] (and remove the ring) if they have
+    /// not within `timeout`.
+    WaitForConsumers {
+        /// Consumers that must be attached.
+        min_consumers: usize,
+        /// How long to wait for them.
+        timeout: Duration,
+    },
 }
 
 /// Configures a new ring before creating it; see [`build_shared_single_producer`].
@@ -58,6 +84,9 @@ pub struct SharedProducerBuilder<E> {
     consumer_slots: u32,
     mode: u32,
     wait_strategy: WaitStrategy,
+    liveness_interval: Duration,
+    coordination: CoordinationMode,
+    named_consumers: Option<(usize, String)>,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -82,9 +111,93 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
         self
     }
 
-    /// Creates the segment (failing if the name exists) and returns the producer.
+    /// Sets how often a publish blocked on a full ring checks whether the consumers it waits for are
+    /// alive (default [`DEFAULT_LIVENESS_INTERVAL`]). A consumer whose process died stops gating within
+    /// about this long; a durable named consumer keeps gating (see
+    /// [`discover_consumer_with_prefix`](Self::discover_consumer_with_prefix)).
+    pub fn with_liveness_interval(mut self, interval: Duration) -> Self {
+        self.liveness_interval = interval;
+        self
+    }
+
+    /// Sets when [`build_producer`](Self::build_producer) returns (default
+    /// [`CoordinationMode::Immediate`]).
+    pub fn with_coordination(mut self, mode: CoordinationMode) -> Self {
+        self.coordination = mode;
+        self
+    }
+
+    /// Reserves durable consumer slots for `count` named consumers, `{prefix}_0` to
+    /// `{prefix}_{count - 1}`, when the ring is created.
+    ///
+    /// A reserved slot gates the producer from the first event, so a named consumer that starts late
+    /// still receives every event from sequence 0. A consumer attaching with
+    /// [`with_consumer_id`](crate::SharedConsumerBuilder::with_consumer_id)`("{prefix}_k")` takes its
+    /// slot. If it dies (or is dropped), the slot keeps its cursor and keeps gating, and a consumer that
+    /// attaches again under the same id resumes exactly after the last event it committed.
+    ///
+    /// ```
+    /// use disruptor_mp::{attach_shared_consumer, build_shared_single_producer};
+    ///
+    /// # let name = format!("doc-named-{}", std::process::id());
+    /// let mut producer = build_shared_single_producer::<u64>(&name, 64)
+    ///     .discover_consumer_with_prefix(2, "audit")
+    ///     .build_producer()?;
+    /// producer.publish_batch(&[1, 2, 3])?; // gated by audit_0 and audit_1, not yet attached
+    ///
+    /// let mut audit = attach_shared_consumer::<u64>(&name)
+    ///     .with_consumer_id("audit_1")
+    ///     .build_consumer()?;
+    /// assert_eq!(audit.try_consume_next()?, Some((1, 0))); // from sequence 0
+    /// drop(audit); // its slot keeps the cursor: 1
+    ///
+    /// let mut audit = attach_shared_consumer::<u64>(&name)
+    ///     .with_consumer_id("audit_1")
+    ///     .build_consumer()?;
+    /// assert_eq!(audit.try_consume_next()?, Some((2, 1))); // resumes after the last committed event
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn discover_consumer_with_prefix(mut self, count: usize, prefix: &str) -> Self {
+        self.named_consumers = Some((count, prefix.to_string()));
+        self
+    }
+
+    /// The ids of the reserved named consumers, checked.
+    fn reserved_ids(&self) -> Result<Vec<String>, CreateError> {
+        let Some((count, prefix)) = &self.named_consumers else {
+            return Ok(Vec::new());
+        };
+        let invalid = |reason: String| CreateError::InvalidNamedConsumers {
+            count: *count,
+            prefix: prefix.clone(),
+            reason,
+        };
+        if *count > self.consumer_slots as usize {
+            return Err(invalid(format!(
+                "more than the {} consumer slots (with_consumer_slots)",
+                self.consumer_slots
+            )));
+        }
+        (0..*count)
+            .map(|k| {
+                let id = format!("{prefix}_{k}");
+                registry::validate_consumer_id(&id)
+                    .map(|()| id)
+                    .map_err(|e| invalid(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Creates the segment and returns the producer, once the [coordination
+    /// mode](Self::with_coordination) is satisfied.
+    ///
+    /// A segment of the same name whose producer is dead (killed, or exited without closing it) is
+    /// reclaimed: its name is removed and a new segment, with a new epoch, takes it; consumers still
+    /// mapped to the old one get [`ConsumeError::ProducerGone`](crate::ConsumeError::ProducerGone). A name
+    /// whose producer is alive is refused with [`CreateError::AlreadyExists`], naming its pid.
     pub fn build_producer(self) -> Result<SharedProducer<E>, CreateError> {
         let name = normalize_segment_name(&self.name)?;
+        let reserved = self.reserved_ids()?;
         let segment = Segment::create(CreateParams {
             name: &name,
             capacity: self.capacity,
@@ -92,10 +205,32 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
             mode: self.mode,
             layout: &E::LAYOUT,
         })?;
-        Ok(SharedProducer {
+        for (index, id) in reserved.iter().enumerate() {
+            registry::reserve(&segment, index, id);
+        }
+        segment.mark_ready();
+        let producer = SharedProducer {
             ring: ProducerRing::new(segment),
             wait_strategy: self.wait_strategy,
-        })
+            liveness_interval: self.liveness_interval,
+        };
+        if let CoordinationMode::WaitForConsumers {
+            min_consumers,
+            timeout,
+        } = self.coordination
+        {
+            if let Err(WaitForConsumersError::Timeout { attached, .. }) =
+                producer.wait_for_consumers(min_consumers, timeout)
+            {
+                return Err(CreateError::ConsumersMissing {
+                    name,
+                    wanted: min_consumers,
+                    attached,
+                    timeout,
+                });
+            }
+        }
+        Ok(producer)
     }
 }
 
@@ -112,6 +247,7 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
 pub struct SharedProducer<E: RingEvent> {
     ring: ProducerRing<E>,
     wait_strategy: WaitStrategy,
+    liveness_interval: Duration,
 }
 
 /// Counters kept by a producer, read with [`SharedProducer::stats`].
@@ -123,6 +259,9 @@ pub struct ProducerStats {
     /// Times the producer found the ring full (the slowest consumer a whole ring behind) and had to wait
     /// or fail.
     pub ring_full: u64,
+    /// Consumers the producer stopped waiting for because their process died (see
+    /// [`SharedProducer::evicted_consumers`]).
+    pub evicted_consumers: u64,
 }
 
 impl<E: RingEvent> SharedProducer<E> {
@@ -180,10 +319,16 @@ impl<E: RingEvent> SharedProducer<E> {
         timeout: Option<Duration>,
         deadline: Option<Instant>,
     ) -> Result<(), PublishError> {
-        let mut waiter = Waiter::until(self.wait_strategy, deadline);
+        let mut waiter = Waiter::until(self.wait_strategy, deadline)
+            .with_periodic_check(self.liveness_interval);
         loop {
             let keep_waiting = waiter.pause();
             if self.ring.has_room(count) {
+                return Ok(());
+            }
+            // A consumer whose process died would gate for ever: stop waiting for it.
+            if waiter.check_due() && self.ring.sweep_dead_consumers() > 0 && self.ring.has_room(count)
+            {
                 return Ok(());
             }
             if !keep_waiting {
@@ -329,7 +474,8 @@ impl<E: RingEvent> SharedProducer<E> {
         }
     }
 
-    /// Consumers attached to the ring right now (each gates the producer).
+    /// Consumers attached to the ring right now (each gates the producer), counting only those whose start
+    /// sequence is fixed. Reserved named slots without a consumer gate too but are not counted.
     pub fn attached_consumers(&self) -> usize {
         registry::active_count(self.ring.segment())
     }
@@ -354,12 +500,29 @@ impl<E: RingEvent> SharedProducer<E> {
         self.ring.segment().epoch()
     }
 
-    /// Counters: events published, times the ring was found full.
+    /// Counters: events published, times the ring was found full, consumers evicted because they died.
     pub fn stats(&self) -> ProducerStats {
         ProducerStats {
             published: self.ring.next_sequence(),
             ring_full: self.ring.ring_full_count(),
+            evicted_consumers: self.ring.dead_evicted_count(),
         }
+    }
+
+    /// Consumers the producer stopped waiting for because their process died, over its life. An
+    /// anonymous consumer is evicted when a blocked publish finds its process dead (checked every
+    /// [liveness interval](SharedProducerBuilder::with_liveness_interval) while blocked) or at
+    /// [`evict_dead_consumers`](Self::evict_dead_consumers); a durable named consumer is never evicted
+    /// for dying: its slot keeps gating until it comes back.
+    pub fn evicted_consumers(&self) -> u64 {
+        self.ring.dead_evicted_count()
+    }
+
+    /// Checks every consumer slot now and stops gating on consumers whose process died; returns how many
+    /// it evicted. Publishing does this by itself while blocked; call it to free their slots sooner (a
+    /// system call per occupied slot: not for a hot loop).
+    pub fn evict_dead_consumers(&mut self) -> usize {
+        self.ring.sweep_dead_consumers()
     }
 
     /// Consumers the producer gated on at its last refresh of the gate (a cached view; see

@@ -11,8 +11,10 @@
 //! A slot gates the producer from JOINING on, but counts as attached ([`active_count`], which
 //! `wait_for_consumers` reads) only once ACTIVE, after its start is fixed.
 
+use crate::backend::liveness::ProcessStamp;
 use crate::error::AttachError;
-use crate::segment::{slot_state, Ownership, Segment, MAX_CONSUMER_ID_LEN};
+use crate::segment::{slot_flags, slot_state, Endpoint, Ownership, Segment, MAX_CONSUMER_ID_LEN};
+use std::io;
 use std::sync::atomic::{fence, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,63 +33,305 @@ pub(crate) fn validate_consumer_id(id: &str) -> Result<(), AttachError> {
     })
 }
 
-/// A slot of the table held by this process: its index and the generation it was claimed with.
+/// A slot of the table held by this process: its index, the generation it was claimed with, and whether
+/// it is a durable, named slot (which resumes at its cursor instead of joining).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlotClaim {
     pub(crate) index: usize,
     pub(crate) generation: u32,
+    pub(crate) durable: bool,
 }
 
-/// Claims a free slot of the table for this process and records its identity. The slot does not gate the
-/// producer until [`join`].
+fn os_error<'a>(
+    segment: &'a Segment,
+    operation: &'static str,
+) -> impl FnOnce(io::Error) -> AttachError + 'a {
+    move |source| AttachError::Os {
+        name: segment.name().to_string(),
+        operation,
+        source,
+    }
+}
+
+/// Claims a slot of the table for this process and records its identity.
+///
+/// A consumer whose `id` names a durable slot reserved by the producer takes that slot, and will resume
+/// at its cursor; any other consumer takes a free slot, which does not gate the producer until [`join`].
+/// A non-empty id held by another live consumer is refused. When no slot is free, slots of dead consumers
+/// are swept first.
 pub(crate) fn claim_slot(segment: &Segment, id: &str) -> Result<SlotClaim, AttachError> {
-    let slots = segment.geometry().consumer_slots;
-    for index in 0..slots as usize {
-        let slot = segment.consumer_slot(index);
-        let current = Ownership::unpack(slot.ownership.load(Ordering::Relaxed));
+    if !id.is_empty() {
+        if let Some(index) = find_durable(segment, id) {
+            if let Some(claim) = claim_durable(segment, index, id)? {
+                return Ok(claim);
+            }
+            // The reservation was released meanwhile: an ordinary labelled consumer, then.
+        }
+    }
+    for sweep_first in [false, true] {
+        if sweep_first {
+            sweep_dead(segment);
+        }
+        if let Some(claim) = claim_free(segment, id)? {
+            if let Some(pid) = live_holder_of(segment, id, claim.index) {
+                abandon(segment, claim);
+                return Err(AttachError::ConsumerIdInUse {
+                    name: segment.name().to_string(),
+                    id: id.to_string(),
+                    pid,
+                });
+            }
+            return Ok(claim);
+        }
+    }
+    Err(AttachError::ConsumerTableFull {
+        name: segment.name().to_string(),
+        slots: segment.geometry().consumer_slots,
+    })
+}
+
+/// Takes a FREE slot: its liveness lock first (so that a slot in any other state with a free lock always
+/// means a dead owner), then the slot by compare-and-swap.
+fn claim_free(segment: &Segment, id: &str) -> Result<Option<SlotClaim>, AttachError> {
+    let stamp = ProcessStamp::current();
+    for index in 0..segment.geometry().consumer_slots as usize {
+        let current = slot_ownership(segment, index);
         if current.state != slot_state::FREE {
             continue;
         }
+        let endpoint = Endpoint::Consumer(index);
+        if !segment
+            .hold_lock(endpoint)
+            .map_err(os_error(segment, "fcntl(F_OFD_SETLK)"))?
+        {
+            continue; // another claimer is on it
+        }
+        // Recorded before the swap too, so that a sweeper that sees the slot claimed (on macOS, where
+        // the stamp decides liveness) never sees a stale owner's stamp; recorded again after, because a
+        // losing claimer may have written its own in between.
+        segment.record_stamp(endpoint, stamp);
         let claimed = Ownership {
             state: slot_state::CLAIMED,
             generation: current.generation.wrapping_add(1),
         };
-        if slot
-            .ownership
-            .compare_exchange(
-                current.pack(),
-                claimed.pack(),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
+        if !swap(segment, index, current, claimed) {
+            segment.release_lock(endpoint);
             continue;
         }
-        slot.pid.store(std::process::id(), Ordering::Relaxed);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        slot.joined_unix_ns.store(now, Ordering::Relaxed);
-        for (byte, cell) in id.bytes().zip(&slot.id) {
-            cell.store(byte, Ordering::Relaxed);
-        }
-        slot.id_len.store(id.len() as u32, Ordering::Release);
-        return Ok(SlotClaim {
+        segment.record_stamp(endpoint, stamp);
+        write_identity(segment, index, id, 0);
+        return Ok(Some(SlotClaim {
             index,
             generation: claimed.generation,
-        });
+            durable: false,
+        }));
     }
-    Err(AttachError::ConsumerTableFull {
+    Ok(None)
+}
+
+/// Gives a claimed, never joined slot back (an attach that failed after claiming).
+fn abandon(segment: &Segment, claim: SlotClaim) {
+    let claimed = Ownership {
+        state: slot_state::CLAIMED,
+        generation: claim.generation,
+    };
+    swap(
+        segment,
+        claim.index,
+        claimed,
+        claimed.with_state(slot_state::FREE),
+    );
+    segment.release_lock(Endpoint::Consumer(claim.index));
+}
+
+/// Takes over the durable slot `index` reserved for `id`, keeping its cursor; `None` if the reservation
+/// was released meanwhile.
+fn claim_durable(
+    segment: &Segment,
+    index: usize,
+    id: &str,
+) -> Result<Option<SlotClaim>, AttachError> {
+    let endpoint = Endpoint::Consumer(index);
+    let in_use = || AttachError::ConsumerIdInUse {
         name: segment.name().to_string(),
-        slots,
+        id: id.to_string(),
+        pid: segment.stamp(endpoint).pid,
+    };
+    let current = slot_ownership(segment, index);
+    if slot_state::has_owner(current.state) && segment.is_alive(endpoint) {
+        return Err(in_use());
+    }
+    if !segment
+        .hold_lock(endpoint)
+        .map_err(os_error(segment, "fcntl(F_OFD_SETLK)"))?
+    {
+        return Err(in_use());
+    }
+    let stamp = ProcessStamp::current();
+    segment.record_stamp(endpoint, stamp);
+    loop {
+        let current = slot_ownership(segment, index);
+        // RESERVED, or ACTIVE under an owner that died before anyone noticed: either way the slot has
+        // gated the producer at its cursor all along, so resuming there loses nothing.
+        if !matches!(current.state, slot_state::RESERVED | slot_state::ACTIVE) {
+            segment.release_lock(endpoint);
+            return Ok(None);
+        }
+        let resumed = Ownership {
+            state: slot_state::ACTIVE,
+            generation: current.generation.wrapping_add(1),
+        };
+        if swap(segment, index, current, resumed) {
+            segment.record_stamp(endpoint, stamp);
+            let slot = segment.consumer_slot(index);
+            slot.joined_unix_ns.store(now_unix_ns(), Ordering::Relaxed);
+            return Ok(Some(SlotClaim {
+                index,
+                generation: resumed.generation,
+                durable: true,
+            }));
+        }
+    }
+}
+
+/// Reserves slot `index` for the durable, named consumer `id` at creation: it gates from sequence 0.
+pub(crate) fn reserve(segment: &Segment, index: usize, id: &str) {
+    write_identity(segment, index, id, slot_flags::DURABLE);
+    let reserved = Ownership {
+        state: slot_state::RESERVED,
+        generation: 1,
+    };
+    let slot = segment.consumer_slot(index);
+    slot.cursor.0.store(0, Ordering::Relaxed);
+    slot.ownership.store(reserved.pack(), Ordering::Release);
+}
+
+fn now_unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn write_identity(segment: &Segment, index: usize, id: &str, flags: u32) {
+    let slot = segment.consumer_slot(index);
+    slot.flags.store(flags, Ordering::Relaxed);
+    slot.joined_unix_ns.store(now_unix_ns(), Ordering::Relaxed);
+    for (byte, cell) in id.bytes().zip(&slot.id) {
+        cell.store(byte, Ordering::Relaxed);
+    }
+    slot.id_len.store(id.len() as u32, Ordering::Release);
+}
+
+/// The id recorded in slot `index`.
+pub(crate) fn slot_id(segment: &Segment, index: usize) -> String {
+    let slot = segment.consumer_slot(index);
+    let len = (slot.id_len.load(Ordering::Acquire) as usize).min(MAX_CONSUMER_ID_LEN);
+    let bytes: Vec<u8> = slot.id[..len]
+        .iter()
+        .map(|cell| cell.load(Ordering::Relaxed))
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn is_durable(segment: &Segment, index: usize) -> bool {
+    segment.consumer_slot(index).flags.load(Ordering::Acquire) & slot_flags::DURABLE != 0
+}
+
+fn find_durable(segment: &Segment, id: &str) -> Option<usize> {
+    (0..segment.geometry().consumer_slots as usize)
+        .find(|&i| is_durable(segment, i) && slot_id(segment, i) == id)
+}
+
+/// The pid of another live consumer using `id`, besides ours in slot `own`.
+///
+/// Two consumers claiming the same id at once each write their id, fence, then look for the other, so at
+/// least one sees the other (the fences order the two writes before the two reads). A consumer that is
+/// still only CLAIMED yields to one in a lower slot and is yielded to by one in a higher slot, so exactly
+/// one of two racing claimers goes on.
+fn live_holder_of(segment: &Segment, id: &str, own: usize) -> Option<u32> {
+    if id.is_empty() {
+        return None;
+    }
+    fence(Ordering::SeqCst);
+    (0..segment.geometry().consumer_slots as usize).find_map(|i| {
+        if i == own {
+            return None;
+        }
+        let state = slot_ownership(segment, i).state;
+        let established = matches!(
+            state,
+            slot_state::JOINING | slot_state::ACTIVE | slot_state::EVICTING
+        );
+        let earlier_claim = state == slot_state::CLAIMED && i < own;
+        ((established || earlier_claim)
+            && slot_id(segment, i) == id
+            && segment.is_alive(Endpoint::Consumer(i)))
+        .then(|| segment.stamp(Endpoint::Consumer(i)).pid)
     })
+}
+
+/// Compare-and-swap of slot `index`'s ownership word from `from` to `to`.
+fn swap(segment: &Segment, index: usize, from: Ownership, to: Ownership) -> bool {
+    segment
+        .consumer_slot(index)
+        .ownership
+        .compare_exchange(from.pack(), to.pack(), Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+}
+
+/// Tells the producer that the table changed, so its next gate refresh rescans it.
+fn bump_membership(segment: &Segment) {
+    segment
+        .producer_region()
+        .membership
+        .0
+        .fetch_add(1, Ordering::SeqCst);
+}
+
+/// Frees the slots of consumers whose process died: an anonymous slot becomes FREE (the producer stops
+/// gating on it), a durable slot becomes RESERVED (it keeps gating at its cursor, waiting for its consumer
+/// to come back). Returns how many consumers stopped gating the producer. Makes a system call per
+/// occupied slot: call it only on cold paths.
+pub(crate) fn sweep_dead(segment: &Segment) -> usize {
+    let mut stopped_gating = 0;
+    for index in 0..segment.geometry().consumer_slots as usize {
+        let current = slot_ownership(segment, index);
+        if !slot_state::has_owner(current.state) || segment.is_alive(Endpoint::Consumer(index)) {
+            continue;
+        }
+        let keeps_cursor = is_durable(segment, index)
+            && matches!(current.state, slot_state::ACTIVE | slot_state::JOINING);
+        let next = if keeps_cursor {
+            current.with_state(slot_state::RESERVED)
+        } else {
+            current.with_state(slot_state::FREE)
+        };
+        if !keeps_cursor {
+            // A durable slot that was being evicted loses its reservation with its owner.
+            segment.consumer_slot(index).flags.store(0, Ordering::Relaxed);
+        }
+        if swap(segment, index, current, next) {
+            if slot_state::gates(current.state) && !slot_state::gates(next.state) {
+                stopped_gating += 1;
+            }
+            bump_membership(segment);
+        }
+    }
+    stopped_gating
 }
 
 /// Makes a claimed slot gate the producer and returns the first sequence the consumer will read (see the
 /// module docs for why it is never lapped).
 pub(crate) fn join(segment: &Segment, claim: SlotClaim) -> u64 {
+    if claim.durable {
+        // A durable slot gated at its cursor all along: resume exactly after the last committed event.
+        return segment
+            .consumer_slot(claim.index)
+            .cursor
+            .0
+            .load(Ordering::Acquire);
+    }
     begin_join(segment, claim);
     finish_join(segment, claim)
 }
@@ -129,33 +373,45 @@ fn finish_join(segment: &Segment, claim: SlotClaim) -> u64 {
     start
 }
 
-/// Returns the slot to the table, if this process still owns it under the claimed generation; the
-/// producer stops gating on it at its next refresh. A process that inherited the endpoint through `fork`
-/// must not call this (the caller checks): it shares the owner's generation.
+/// Gives the slot up, if this process still owns it under the claimed generation: an anonymous slot
+/// becomes FREE (the producer stops gating on it at its next refresh), a durable one RESERVED (it keeps its
+/// cursor and gates until its consumer comes back). Then drops the liveness lock. A process that
+/// inherited the endpoint through `fork` must not call this (the caller checks): it shares the owner's
+/// generation.
 pub(crate) fn leave(segment: &Segment, claim: SlotClaim) {
-    let slot = segment.consumer_slot(claim.index);
-    let current = Ownership::unpack(slot.ownership.load(Ordering::Acquire));
-    if current.generation != claim.generation || !slot_state::gates(current.state) {
-        return;
+    let current = slot_ownership(segment, claim.index);
+    if current.generation == claim.generation && slot_state::has_owner(current.state) {
+        let next = if claim.durable && current.state == slot_state::ACTIVE {
+            current.with_state(slot_state::RESERVED)
+        } else {
+            current.with_state(slot_state::FREE)
+        };
+        if next.state == slot_state::FREE {
+            segment.consumer_slot(claim.index).id_len.store(0, Ordering::Relaxed);
+        }
+        if swap(segment, claim.index, current, next) {
+            bump_membership(segment);
+        }
     }
-    slot.id_len.store(0, Ordering::Relaxed);
-    let freed = current.with_state(slot_state::FREE);
-    if slot
-        .ownership
-        .compare_exchange(
-            current.pack(),
-            freed.pack(),
-            Ordering::Release,
-            Ordering::Relaxed,
-        )
-        .is_ok()
-    {
-        segment
-            .producer_region()
-            .membership
-            .0
-            .fetch_add(1, Ordering::Release);
+    segment.release_lock(Endpoint::Consumer(claim.index));
+}
+
+/// Acknowledges an eviction the producer started on this consumer's slot (EVICTING → EVICTED) and drops
+/// the liveness lock: from here on the consumer reads nothing, and the producer stops gating on it.
+pub(crate) fn acknowledge_eviction(segment: &Segment, claim: SlotClaim) {
+    let evicting = Ownership {
+        state: slot_state::EVICTING,
+        generation: claim.generation,
+    };
+    if swap(
+        segment,
+        claim.index,
+        evicting,
+        evicting.with_state(slot_state::EVICTED),
+    ) {
+        bump_membership(segment);
     }
+    segment.release_lock(Endpoint::Consumer(claim.index));
 }
 
 fn slot_ownership(segment: &Segment, index: usize) -> Ownership {

@@ -10,7 +10,7 @@
 
 use crate::event::RingEvent;
 use crate::registry::{self, GatingSet, SlotClaim};
-use crate::segment::Segment;
+use crate::segment::{slot_state, Endpoint, Ownership, Segment};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
@@ -65,6 +65,8 @@ pub(crate) struct ProducerRing<E> {
     gate: u64,
     gating: GatingSet,
     ring_full: u64,
+    /// Consumers the producer stopped gating on because their process died.
+    dead_evicted: u64,
     /// The process that created the ring; a child that inherited a copy through `fork` is not it.
     owner_pid: u32,
 }
@@ -82,6 +84,7 @@ impl<E: RingEvent> ProducerRing<E> {
             gate: 0,
             gating: GatingSet::new(),
             ring_full: 0,
+            dead_evicted: 0,
             owner_pid: std::process::id(),
         }
     }
@@ -104,6 +107,19 @@ impl<E: RingEvent> ProducerRing<E> {
     /// Times a gate refresh found the ring full.
     pub(crate) fn ring_full_count(&self) -> u64 {
         self.ring_full
+    }
+
+    /// Stops gating on consumers whose process died (see [`registry::sweep_dead`]); returns how many. A
+    /// system call per occupied slot: cold paths only.
+    pub(crate) fn sweep_dead_consumers(&mut self) -> usize {
+        let evicted = registry::sweep_dead(&self.segment);
+        self.dead_evicted += evicted as u64;
+        evicted
+    }
+
+    /// Consumers stopped gating because their process died, over the producer's life.
+    pub(crate) fn dead_evicted_count(&self) -> u64 {
+        self.dead_evicted
     }
 
     /// Gating consumers as of the last gate refresh.
@@ -212,6 +228,11 @@ pub(crate) struct ConsumerRing<E> {
     claim: SlotClaim,
     /// The process that joined; a child that inherited a copy through `fork` is not it.
     owner_pid: u32,
+    /// Our slot's ownership word while we own it (ACTIVE, our generation): anything else means the
+    /// producer is evicting us.
+    owned_word: u64,
+    /// Set once we acknowledged an eviction: nothing is readable any more.
+    evicted: bool,
     /// Next sequence to read (= the cursor once committed).
     next: u64,
     /// Cached `published`: sequences below it are readable.
@@ -228,6 +249,12 @@ impl<E: RingEvent> ConsumerRing<E> {
             slots,
             claim,
             owner_pid: std::process::id(),
+            owned_word: Ownership {
+                state: slot_state::ACTIVE,
+                generation: claim.generation,
+            }
+            .pack(),
+            evicted: false,
             next: start,
             available: start,
         }
@@ -252,6 +279,18 @@ impl<E: RingEvent> ConsumerRing<E> {
     #[inline(always)]
     pub(crate) fn poll(&mut self) -> u64 {
         if self.next == self.available {
+            // Our own slot's line, which only the producer's eviction writes: one uncontended load per
+            // refresh. While it is unchanged (or EVICTING, until we acknowledge below) the producer gates
+            // on our cursor, so nothing we read can be overwritten.
+            let ownership = self
+                .segment
+                .consumer_slot(self.claim.index)
+                .ownership
+                .load(Ordering::Relaxed);
+            if ownership != self.owned_word {
+                self.acknowledge_eviction();
+                return 0;
+            }
             // Acquire: pairs with the producer's Release store; the slots below are now visible.
             self.available = self
                 .segment
@@ -290,6 +329,30 @@ impl<E: RingEvent> ConsumerRing<E> {
             .cursor
             .0
             .store(self.next, Ordering::Release);
+    }
+
+    /// Stops reading for good after the producer started evicting us (or took our slot): acknowledges,
+    /// so the producer stops gating, and makes nothing readable from then on.
+    #[cold]
+    fn acknowledge_eviction(&mut self) {
+        if !self.evicted {
+            self.evicted = true;
+            registry::acknowledge_eviction(&self.segment, self.claim);
+        }
+        self.available = self.next;
+    }
+
+    /// True once this consumer was evicted (see [`ConsumeError::Evicted`](crate::ConsumeError)).
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.evicted
+    }
+
+    /// The producer's pid if it died without closing the ring. A system call: cold paths only. Poll again
+    /// after a `Some` before concluding the ring is drained: the kernel's release of the dead producer's lock
+    /// happens after its last store of `published`.
+    pub(crate) fn producer_gone(&self) -> Option<u32> {
+        (!self.segment.is_closed() && !self.segment.is_alive(Endpoint::Producer))
+            .then(|| self.segment.stamp(Endpoint::Producer).pid)
     }
 
     /// True once the producer closed the ring and every event it published has been read.

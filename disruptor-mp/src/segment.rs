@@ -9,10 +9,12 @@
 //! offset 0       header            HEADER_LEN bytes (the fields listed in HEADER_FIELDS, the rest zero)
 //! offset 4096    field descriptor  DESCRIPTOR_ENTRIES × 128-byte leaves (flattened event layout)
 //! offset 12288   producer region   each on its own 128-byte line: published count, closed flag,
-//!                                  membership counter, waiter word
-//! offset 12800   consumer table    consumer_slots × 256 bytes: a line holding the slot's cursor, then a
+//!                                  membership counter, waiter word, producer's process stamp
+//! offset 12928   consumer table    consumer_slots × 256 bytes: a line holding the slot's cursor, then a
 //!                                  line holding its ownership word (state + generation), owner pid,
-//!                                  join time and consumer id
+//!                                  join time, consumer id, owner start time and flags
+//! LOCK_BASE + k  (no bytes)        liveness lock bytes, past the end of any segment: k = 0 the producer,
+//!                                  k = 1 + i consumer slot i
 //! page-aligned   slots             capacity × event_size bytes; sequence s lives in slot s mod capacity
 //! ```
 //!
@@ -30,8 +32,10 @@
 //! validated) and validates every field against the mapping's length before touching anything else. A
 //! corrupted or hostile segment yields an [`AttachError`], never an out-of-bounds access.
 
+use crate::backend::liveness::{self, ProcessStamp};
 use crate::backend::shm::{self, ShmObject};
 use crate::backend::Mapping;
+use std::os::fd::AsFd;
 use crate::error::{AttachError, CreateError, EventSummary, TypeMismatch};
 use crate::layout::{FieldDifference, Fnv64, LeafField, TypeLayout};
 use std::hash::{BuildHasher, Hasher};
@@ -65,6 +69,10 @@ pub const MAX_CONSUMER_ID_LEN: usize = 48;
 pub const MAX_EVENT_ALIGN: usize = 4096;
 /// Largest segment this crate creates or attaches (1 TiB).
 pub const MAX_SEGMENT_LEN: u64 = 1 << 40;
+/// Offset of the first liveness lock byte. Each endpoint holds a lock on one byte of its own from here on
+/// (the producer `LOCK_BASE`, consumer slot `i` `LOCK_BASE + 1 + i`); they lie past the largest segment,
+/// so they never cover data and never change the object. See [`protocol`](crate::protocol).
+pub const LOCK_BASE: u64 = MAX_SEGMENT_LEN * 2;
 /// The ready word's value once the creator has finished writing the segment.
 pub const READY: u32 = 0x5245_4459;
 /// The platform word of this build: endianness tag, pointer width, cache-line constant, format of the word.
@@ -178,7 +186,9 @@ const _: () = {
     assert!(size_of::<RawHeader>() == 200);
     assert!(size_of::<RawHeader>() <= HEADER_LEN);
     assert!(size_of::<RawLeaf>() == DESCRIPTOR_ENTRY_LEN);
-    assert!(size_of::<ProducerRegion>() == 4 * CACHE_LINE);
+    assert!(size_of::<ProducerRegion>() == 5 * CACHE_LINE);
+    assert!(offset_of!(ProducerRegion, owner) == 4 * CACHE_LINE);
+    assert!(size_of::<StampWords>() == 16);
     assert!(offset_of!(ProducerRegion, published) == 0);
     assert!(offset_of!(ProducerRegion, closed) == CACHE_LINE);
     assert!(offset_of!(ProducerRegion, membership) == 2 * CACHE_LINE);
@@ -187,8 +197,12 @@ const _: () = {
     assert!(offset_of!(ConsumerSlot, cursor) == 0);
     assert!(offset_of!(ConsumerSlot, ownership) == CACHE_LINE);
     assert!(offset_of!(ConsumerSlot, id) == CACHE_LINE + 24);
+    assert!(offset_of!(ConsumerSlot, start_time) == CACHE_LINE + 72);
+    assert!(offset_of!(ConsumerSlot, flags) == CACHE_LINE + 80);
     assert!(PRODUCER_OFFSET == 12288);
-    assert!(CONSUMERS_OFFSET == 12800);
+    assert!(CONSUMERS_OFFSET == 12928);
+    assert!(LOCK_BASE > MAX_SEGMENT_LEN);
+    assert!(LOCK_BASE + 1 + MAX_CONSUMER_SLOTS as u64 <= liveness::MAX_BYTE);
 };
 
 /// One leaf of the stored field descriptor.
@@ -209,6 +223,17 @@ struct RawLeaf {
 #[repr(C, align(128))]
 pub(crate) struct Line<T>(pub(crate) T);
 
+/// A process stamp as stored in the segment: who holds an endpoint (see `backend::liveness`).
+#[repr(C)]
+pub(crate) struct StampWords {
+    /// Process id of the holder, as its own PID namespace sees it (display only on Linux).
+    pub(crate) pid: AtomicU32,
+    /// Reserved, zero.
+    reserved: AtomicU32,
+    /// The holder's start time (macOS; zero on Linux, where the kernel lock decides liveness).
+    pub(crate) start_time: AtomicU64,
+}
+
 /// The producer's shared words.
 #[repr(C)]
 pub(crate) struct ProducerRegion {
@@ -221,6 +246,8 @@ pub(crate) struct ProducerRegion {
     pub(crate) membership: Line<AtomicU64>,
     /// Reserved for blocking wait strategies (waiter count); zero in this version.
     pub(crate) waiters: Line<AtomicU32>,
+    /// The producer's process stamp, written before READY.
+    pub(crate) owner: Line<StampWords>,
 }
 
 /// Slot states in the consumer table. A slot's state and generation share one 64-bit *ownership word*
@@ -236,11 +263,31 @@ pub(crate) mod slot_state {
     pub(crate) const JOINING: u32 = 2;
     /// Gating the producer with its cursor; its start sequence is fixed, so it is counted as attached.
     pub(crate) const ACTIVE: u32 = 3;
+    /// Being evicted by the producer's policy: still gating (an event the consumer may be reading is not
+    /// overwritten) until the consumer acknowledges with EVICTED, or its process is found dead.
+    pub(crate) const EVICTING: u32 = 4;
+    /// The consumer acknowledged its eviction and reads nothing more; no longer gating.
+    pub(crate) const EVICTED: u32 = 5;
+    /// A named, durable slot with no live owner: it keeps gating at its cursor until its consumer (re)attaches
+    /// under its id and resumes there.
+    pub(crate) const RESERVED: u32 = 6;
 
     /// Whether a slot in `state` holds the producer back.
     pub(crate) fn gates(state: u32) -> bool {
-        matches!(state, JOINING | ACTIVE)
+        matches!(state, JOINING | ACTIVE | EVICTING | RESERVED)
     }
+
+    /// Whether a slot in `state` belongs to a (possibly dead) process whose lock tells if it is alive.
+    pub(crate) fn has_owner(state: u32) -> bool {
+        matches!(state, CLAIMED | JOINING | ACTIVE | EVICTING | EVICTED)
+    }
+}
+
+/// Bits of a consumer slot's `flags`.
+pub(crate) mod slot_flags {
+    /// The slot was reserved by name at creation (`discover_consumer_with_prefix`): it survives its
+    /// owner's death with its cursor, and keeps gating.
+    pub(crate) const DURABLE: u32 = 1;
 }
 
 /// A decoded ownership word: the slot's state (one of [`slot_state`]) and its generation, which changes at
@@ -288,6 +335,10 @@ pub(crate) struct ConsumerSlot {
     pub(crate) joined_unix_ns: AtomicU64,
     /// The consumer id, `id_len` bytes of UTF-8.
     pub(crate) id: [AtomicU8; MAX_CONSUMER_ID_LEN],
+    /// The owner's process start time (see [`StampWords::start_time`]).
+    pub(crate) start_time: AtomicU64,
+    /// [`slot_flags`] bits.
+    pub(crate) flags: AtomicU32,
 }
 
 /// Where everything lives in a segment of a given shape.
@@ -327,6 +378,9 @@ impl Geometry {
 #[derive(Debug)]
 pub(crate) struct Segment {
     mapping: Mapping,
+    /// This endpoint's own open of the object: its liveness lock is held through it, and other endpoints'
+    /// locks are queried through it. Open as long as the endpoint lives.
+    object: ShmObject,
     name: String,
     geometry: Geometry,
     epoch: u64,
@@ -435,11 +489,13 @@ fn header_checksum(header: &RawHeader, leaves: &[RawLeaf]) -> u64 {
 enum AttemptError {
     NotFound,
     NotReady,
+    ProducerGone { pid: u32 },
     Fatal(AttachError),
 }
 
 impl Segment {
-    /// Creates, sizes, initializes and publishes (READY) a new segment.
+    /// Creates, sizes and initializes a new segment, holding its producer lock; consumers can attach once
+    /// the creator calls [`mark_ready`](Self::mark_ready). A name left by a dead producer is reclaimed.
     pub(crate) fn create(params: CreateParams<'_>) -> Result<Segment, CreateError> {
         let CreateParams {
             name,
@@ -491,31 +547,27 @@ impl Segment {
                 source,
             }
         };
-        let object = match ShmObject::create(name, geometry.total_len, mode) {
-            Ok(object) => object,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(CreateError::AlreadyExists {
-                    name: name.to_string(),
-                    location: shm::location(name),
-                })
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-                return Err(CreateError::InsufficientSpace {
+        let object = claim_name(name, mode)?;
+        // From here on the object is ours (we hold its producer lock); any failure removes the name again.
+        let unlink_on_error = |error: CreateError| {
+            let _ = shm::unlink(name);
+            error
+        };
+        object.set_len(geometry.total_len).map_err(|e| {
+            unlink_on_error(if e.raw_os_error() == Some(libc::ENOSPC) {
+                CreateError::InsufficientSpace {
                     name: name.to_string(),
                     needed: geometry.total_len,
                     available: shm::available_bytes(),
                     location: shm::location(name),
-                })
-            }
-            Err(e) => return Err(os("shm_open/ftruncate/posix_fallocate")(e)),
-        };
-        let mapping = match object.map(geometry.total_len, true) {
-            Ok(mapping) => mapping,
-            Err(e) => {
-                let _ = shm::unlink(name);
-                return Err(os("mmap")(e));
-            }
-        };
+                }
+            } else {
+                os("ftruncate/posix_fallocate")(e)
+            })
+        })?;
+        let mapping = object
+            .map(geometry.total_len, true)
+            .map_err(|e| unlink_on_error(os("mmap")(e)))?;
 
         let (leaves, descriptor_total) = stored_descriptor(layout);
         let mut header = RawHeader {
@@ -569,14 +621,21 @@ impl Segment {
         }
         let segment = Segment {
             mapping,
+            object,
             name: name.to_string(),
             geometry,
             epoch: header.epoch,
             creator_pid: header.creator_pid,
         };
-        // Release: everything written above happens-before any attacher's Acquire load of READY.
-        segment.ready_word().store(READY, Ordering::Release);
+        segment.record_stamp(Endpoint::Producer, ProcessStamp::current());
         Ok(segment)
+    }
+
+    /// Lets consumers attach: stores READY. The creator calls it once, after writing everything a consumer
+    /// may read at attach (the header, and any reserved consumer slots).
+    pub(crate) fn mark_ready(&self) {
+        // Release: everything written before happens-before any attacher's Acquire load of READY.
+        self.ready_word().store(READY, Ordering::Release);
     }
 
     /// Attaches to an existing segment carrying `layout`, waiting up to `timeout` for it to exist and be
@@ -607,6 +666,13 @@ impl Segment {
                 Err(AttemptError::NotReady) => {
                     return Err(AttachError::NotReady {
                         name: name.to_string(),
+                        waited,
+                    })
+                }
+                Err(AttemptError::ProducerGone { pid }) => {
+                    return Err(AttachError::ProducerGone {
+                        name: name.to_string(),
+                        pid,
                         waited,
                     })
                 }
@@ -687,13 +753,22 @@ impl Segment {
         let mapping = object
             .map(geometry.total_len, true)
             .map_err(|e| os("mmap", e))?;
-        Ok(Segment {
+        let segment = Segment {
             mapping,
+            object,
             name: name.to_string(),
             geometry,
             epoch: header.epoch,
             creator_pid: header.creator_pid,
-        })
+        };
+        // A ring whose producer died without closing it: nothing will ever be published to a consumer
+        // that joins now. Wait for a new producer to reclaim the name (or report it gone at the timeout).
+        if !segment.is_closed() && !segment.is_alive(Endpoint::Producer) {
+            return Err(AttemptError::ProducerGone {
+                pid: segment.stamp(Endpoint::Producer).pid,
+            });
+        }
+        Ok(segment)
     }
 
     /// The segment name, with its leading slash.
@@ -717,10 +792,64 @@ impl Segment {
         self.creator_pid
     }
 
+    /// Takes `endpoint`'s liveness lock through this process's own open of the segment: `Ok(false)` if a
+    /// live holder has it.
+    pub(crate) fn hold_lock(&self, endpoint: Endpoint) -> io::Result<bool> {
+        liveness::hold(self.object.as_fd(), lock_byte(endpoint))
+    }
+
+    /// Drops `endpoint`'s liveness lock, if this process's open of the segment holds it.
+    pub(crate) fn release_lock(&self, endpoint: Endpoint) {
+        // Failing to unlock leaves the lock to the kernel, which drops it when the descriptor closes.
+        let _ = liveness::release(self.object.as_fd(), lock_byte(endpoint));
+    }
+
+    /// Whether the process holding `endpoint` is alive (its lock is held). Asked through this process's
+    /// own open of the segment, which must not be the one holding `endpoint`. A system error answers
+    /// "alive": a live endpoint is never declared dead.
+    pub(crate) fn is_alive(&self, endpoint: Endpoint) -> bool {
+        liveness::is_held(self.object.as_fd(), lock_byte(endpoint), self.stamp(endpoint))
+            .unwrap_or(true)
+    }
+
+    fn stamp_words(&self, endpoint: Endpoint) -> (&AtomicU32, &AtomicU64) {
+        match endpoint {
+            Endpoint::Producer => {
+                let owner = &self.producer_region().owner.0;
+                (&owner.pid, &owner.start_time)
+            }
+            Endpoint::Consumer(index) => {
+                let slot = self.consumer_slot(index);
+                (&slot.pid, &slot.start_time)
+            }
+        }
+    }
+
+    /// Records who holds `endpoint` (display, and liveness on macOS).
+    pub(crate) fn record_stamp(&self, endpoint: Endpoint, stamp: ProcessStamp) {
+        let (pid, start_time) = self.stamp_words(endpoint);
+        start_time.store(stamp.start_time, Ordering::Relaxed);
+        pid.store(stamp.pid, Ordering::Release);
+    }
+
+    /// Who holds (or last held) `endpoint`, as recorded.
+    pub(crate) fn stamp(&self, endpoint: Endpoint) -> ProcessStamp {
+        let (pid, start_time) = self.stamp_words(endpoint);
+        ProcessStamp {
+            pid: pid.load(Ordering::Acquire),
+            start_time: start_time.load(Ordering::Relaxed),
+        }
+    }
+
     fn ready_word(&self) -> &AtomicU32 {
         // SAFETY: the mapping covers the header; the ready word is 4-byte aligned (asserted offset 24 from a
         // page-aligned base); other processes access it only atomically.
         unsafe { ready_word_at(self.mapping.base()) }
+    }
+
+    /// Whether the producer closed the ring cleanly (Acquire: its last publish is visible after `true`).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.producer_region().closed.0.load(Ordering::Acquire) != 0
     }
 
     /// The producer's shared words.
@@ -785,6 +914,148 @@ impl Segment {
             }
             _ => Ok(false),
         }
+    }
+}
+
+/// How many times [`claim_name`] tries to take a name that a dead producer left behind, if other
+/// processes keep taking it first.
+const CLAIM_ATTEMPTS: usize = 4;
+
+/// Creates the object `name` exclusively and takes its producer lock, reclaiming the name if a dead
+/// producer left it behind (see [`reclaim_stale`]).
+///
+/// The producer lock of an object is what owns its name: the creator takes it right after `O_EXCL`, and a
+/// reclaimer takes the stale object's lock before removing the name. So two processes never both believe
+/// they own one object: if a reclaimer takes our fresh object's lock first (it looked stale: unsized, no
+/// header, unlocked), our `hold` fails, the reclaimer removes the name, and we try again against its new
+/// object, which is alive.
+fn claim_name(name: &str, mode: u32) -> Result<ShmObject, CreateError> {
+    let os = |operation: &'static str, source: io::Error| CreateError::Os {
+        name: name.to_string(),
+        operation,
+        source,
+    };
+    let mut live_pid = None;
+    for _ in 0..CLAIM_ATTEMPTS {
+        match ShmObject::create(name, mode) {
+            Ok(object) => {
+                if liveness::hold(object.as_fd(), lock_byte(Endpoint::Producer))
+                    .map_err(|e| os("fcntl(F_OFD_SETLK)", e))?
+                {
+                    return Ok(object);
+                }
+                // A reclaimer took it first, and is removing it.
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match reclaim_stale(name) {
+                Ok(Reclaim::Removed) => {}
+                Ok(Reclaim::Live { pid }) => {
+                    return Err(CreateError::AlreadyExists {
+                        name: name.to_string(),
+                        location: shm::location(name),
+                        producer_pid: pid,
+                    })
+                }
+                Ok(Reclaim::Busy { pid }) => live_pid = pid,
+                Err(e) => return Err(os("reclaiming a stale segment", e)),
+            },
+            Err(e) => return Err(os("shm_open", e)),
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Err(CreateError::AlreadyExists {
+        name: name.to_string(),
+        location: shm::location(name),
+        producer_pid: live_pid,
+    })
+}
+
+/// What [`reclaim_stale`] found under a name.
+enum Reclaim {
+    /// The object belonged to a dead producer (or was never finished); its name is removed.
+    Removed,
+    /// A live producer owns it; `pid` as recorded, when the object is readable.
+    Live { pid: Option<u32> },
+    /// Not ours to remove, or another process is reclaiming it right now: try again, or report.
+    Busy { pid: Option<u32> },
+}
+
+/// Looks at the object under `name` and removes the name if its producer is dead: its producer lock is
+/// free and it is a disruptor-mp segment (our magic), or an object a creator never finished (empty, or no
+/// header yet). An object of someone else's is left alone ([`Reclaim::Live`] without a pid).
+///
+/// Consumers still mapped to a removed segment keep their mapping and learn, from the same free lock, that
+/// its producer is gone.
+fn reclaim_stale(name: &str) -> io::Result<Reclaim> {
+    let object = match ShmObject::open(name) {
+        Ok(object) => object,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Reclaim::Removed),
+        Err(e) => return Err(e),
+    };
+    let len = object.len()?;
+    let probe = if len >= CONSUMERS_OFFSET {
+        Some(object.map(CONSUMERS_OFFSET, false)?)
+    } else if len == 0 {
+        None
+    } else {
+        return Ok(Reclaim::Live { pid: None }); // too small to be ours: someone else's object
+    };
+    let (stamp, magic) = probe.as_ref().map_or((ProcessStamp::default(), [0; 8]), |probe| {
+        // SAFETY: the probe maps CONSUMERS_OFFSET bytes, which hold the header and the producer region.
+        unsafe { probe_identity(probe) }
+    });
+    if magic != MAGIC && magic != [0; 8] {
+        return Ok(Reclaim::Live { pid: None });
+    }
+    let pid = (stamp.pid != 0).then_some(stamp.pid);
+    let byte = lock_byte(Endpoint::Producer);
+    if liveness::is_held(object.as_fd(), byte, stamp)? {
+        return Ok(Reclaim::Live { pid });
+    }
+    // Take the stale object's lock, so that its creator (if it is only starting) or a second reclaimer
+    // cannot also go on with it; keep it until the name is gone.
+    if !liveness::hold(object.as_fd(), byte)? {
+        return Ok(Reclaim::Busy { pid });
+    }
+    match shm::unlink(name) {
+        Ok(()) => Ok(Reclaim::Removed),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Reclaim::Removed),
+        Err(e) => Err(e),
+    }
+}
+
+/// The producer's recorded stamp and the magic bytes of a segment-sized object.
+///
+/// # Safety
+/// `probe` must map at least `CONSUMERS_OFFSET` bytes from a page-aligned base.
+unsafe fn probe_identity(probe: &Mapping) -> (ProcessStamp, [u8; 8]) {
+    let base = probe.base().as_ptr();
+    // SAFETY: per the contract, the producer region lies inside the mapping, 128-aligned; its words are
+    // only ever accessed atomically; any bits are valid atomics.
+    let owner = unsafe { &(*base.add(PRODUCER_OFFSET as usize).cast::<ProducerRegion>()).owner.0 };
+    let stamp = ProcessStamp {
+        pid: owner.pid.load(Ordering::Acquire),
+        start_time: owner.start_time.load(Ordering::Acquire),
+    };
+    // SAFETY: the magic is the first 8 bytes of the mapping; read by value, volatile because another
+    // process may be writing it.
+    let magic = unsafe { base.cast::<[u8; 8]>().read_volatile() };
+    (stamp, magic)
+}
+
+/// An endpoint of a ring, as far as liveness is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// The producer.
+    Producer,
+    /// The consumer in table slot `index`.
+    Consumer(usize),
+}
+
+/// The lock byte of `endpoint` (see [`LOCK_BASE`]).
+fn lock_byte(endpoint: Endpoint) -> u64 {
+    match endpoint {
+        Endpoint::Producer => LOCK_BASE,
+        Endpoint::Consumer(index) => LOCK_BASE + 1 + index as u64,
     }
 }
 

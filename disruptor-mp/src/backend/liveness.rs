@@ -605,7 +605,8 @@ mod tests {
             let _guard = no_fork();
             let name = format!("/dmp-liveness-test-{}", std::process::id());
             let _unlink = Unlink(name.clone());
-            let producer = ShmObject::create(&name, 4096, 0o600).unwrap();
+            let producer = ShmObject::create(&name, 0o600).unwrap();
+            producer.set_len(4096).unwrap();
             let consumer = ShmObject::open(&name).unwrap();
             let lock_base = 1u64 << 40;
 

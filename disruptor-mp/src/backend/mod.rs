@@ -25,8 +25,6 @@
 //! systems); telling whether an endpoint's process is still alive does, and is [`liveness`]. Waiting
 //! (see `wait.rs`) spins, yields and sleeps through `std` only, so it has no OS-specific code.
 
-// Wired in by the lifecycle work (DESIGN §11); until then nothing outside its tests calls it.
-#[allow(dead_code)]
 pub(crate) mod liveness;
 pub(crate) mod mmap;
 pub(crate) mod shm;

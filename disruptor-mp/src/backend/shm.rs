@@ -46,10 +46,9 @@ fn c_name(name: &str) -> io::Result<CString> {
 }
 
 impl ShmObject {
-    /// Creates a new object, failing with `AlreadyExists` if the name is taken (`O_EXCL`), sizes it to
-    /// `len` zero bytes and reserves its memory (see [`reserve`]). On any failure after the name was
-    /// claimed, the name is removed again, so a failed create leaves nothing behind.
-    pub(crate) fn create(name: &str, len: u64, mode: libc::c_uint) -> io::Result<ShmObject> {
+    /// Creates a new, empty object, failing with `AlreadyExists` if the name is taken (`O_EXCL`). Size it
+    /// with [`set_len`](Self::set_len); the caller removes the name again if it gives up on the object.
+    pub(crate) fn create(name: &str, mode: libc::c_uint) -> io::Result<ShmObject> {
         let c_name = c_name(name)?;
         // SAFETY: `c_name` is a valid NUL-terminated string; the returned descriptor is checked and then
         // owned by `OwnedFd`.
@@ -65,18 +64,12 @@ impl ShmObject {
         }
         // SAFETY: `fd` was just returned by a successful `shm_open` and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let object = ShmObject { fd };
-        match object.size_and_reserve(len) {
-            Ok(()) => Ok(object),
-            Err(error) => {
-                // Do not leave an unsized or partly reserved object behind under a name we just claimed.
-                let _ = unlink(name);
-                Err(error)
-            }
-        }
+        Ok(ShmObject { fd })
     }
 
-    fn size_and_reserve(&self, len: u64) -> io::Result<()> {
+    /// Sizes a freshly created object to `len` zero bytes and reserves its memory (see [`reserve`]). Call
+    /// it once: macOS cannot resize an object.
+    pub(crate) fn set_len(&self, len: u64) -> io::Result<()> {
         let size = libc::off_t::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
         // SAFETY: the descriptor is valid and open read-write.
