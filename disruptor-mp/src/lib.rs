@@ -95,6 +95,7 @@ on_supported_platforms! {
     mod producer;
     pub mod protocol;
     mod registry;
+    pub mod required;
     mod ring;
     pub mod segment;
     pub mod wait;
@@ -120,6 +121,10 @@ on_supported_platforms! {
     pub use producer::{
         build_shared_single_producer, CoordinationMode, ProducerStats, SharedProducer,
         SharedProducerBuilder, DEFAULT_LIVENESS_INTERVAL,
+    };
+    pub use required::{
+        RequiredConsumerAlert, RequiredConsumerError, RequiredConsumerFailureAction,
+        RequiredConsumerLivenessConfig,
     };
     pub use wait::WaitStrategy;
 }

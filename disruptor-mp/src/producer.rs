@@ -4,6 +4,7 @@ use crate::error::{CreateError, PublishError, WaitForConsumersError};
 use crate::event::RingEvent;
 use crate::name::normalize_segment_name;
 use crate::registry;
+use crate::required::{RequiredConsumerError, RequiredConsumerLivenessConfig, RequiredMonitor};
 use crate::ring::ProducerRing;
 use crate::segment::{CreateParams, Segment, DEFAULT_CONSUMER_SLOTS};
 use crate::wait::{deadline_after, WaitStrategy, Waiter};
@@ -48,6 +49,7 @@ pub fn build_shared_single_producer<E: RingEvent>(
         liveness_interval: DEFAULT_LIVENESS_INTERVAL,
         coordination: CoordinationMode::Immediate,
         named_consumers: None,
+        required: None,
         _event: PhantomData,
     }
 }
@@ -87,6 +89,7 @@ pub struct SharedProducerBuilder<E> {
     liveness_interval: Duration,
     coordination: CoordinationMode,
     named_consumers: Option<(usize, String)>,
+    required: Option<RequiredConsumerLivenessConfig>,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -162,6 +165,14 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
         self
     }
 
+    /// Makes the managed publishes ([`SharedProducer::publish_managed`],
+    /// [`SharedProducer::publish_batch_managed`]) enforce `config`: wait for these consumers to attach, and
+    /// act when one stalls. See [`RequiredConsumerLivenessConfig`].
+    pub fn with_required_consumers(mut self, config: RequiredConsumerLivenessConfig) -> Self {
+        self.required = Some(config);
+        self
+    }
+
     /// The ids of the reserved named consumers, checked.
     fn reserved_ids(&self) -> Result<Vec<String>, CreateError> {
         let Some((count, prefix)) = &self.named_consumers else {
@@ -213,6 +224,7 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
             ring: ProducerRing::new(segment),
             wait_strategy: self.wait_strategy,
             liveness_interval: self.liveness_interval,
+            required: self.required.map(RequiredMonitor::new),
         };
         if let CoordinationMode::WaitForConsumers {
             min_consumers,
@@ -248,6 +260,7 @@ pub struct SharedProducer<E: RingEvent> {
     ring: ProducerRing<E>,
     wait_strategy: WaitStrategy,
     liveness_interval: Duration,
+    required: Option<RequiredMonitor>,
 }
 
 /// Counters kept by a producer, read with [`SharedProducer::stats`].
@@ -415,8 +428,22 @@ impl<E: RingEvent> SharedProducer<E> {
         &mut self,
         count: u64,
         timeout: Option<Duration>,
-        mut fill: impl FnMut(u64, &mut E),
+        fill: impl FnMut(u64, &mut E),
     ) -> Result<Range<u64>, PublishError> {
+        let deadline = deadline_after(timeout);
+        self.publish_many(count, fill, |producer| {
+            producer.wait_for_room(1, timeout, deadline)
+        })
+    }
+
+    /// Publishes `count` events written in place by `fill`, calling `wait_for_room_for_one` whenever the
+    /// ring has no room for even one.
+    fn publish_many<Er: From<PublishError>>(
+        &mut self,
+        count: u64,
+        mut fill: impl FnMut(u64, &mut E),
+        mut wait_for_room_for_one: impl FnMut(&mut Self) -> Result<(), Er>,
+    ) -> Result<Range<u64>, Er> {
         let first = self.ring.next_sequence();
         let end = first
             .checked_add(count)
@@ -425,7 +452,6 @@ impl<E: RingEvent> SharedProducer<E> {
                 next_sequence: first,
             })?;
         let capacity = self.ring.capacity();
-        let deadline = deadline_after(timeout);
         while self.ring.next_sequence() < end {
             // Wait for room for one event, then publish the largest run that fits (halving), so a nearly
             // full ring still makes progress instead of waiting for a whole ring's worth of room. Room seen
@@ -433,7 +459,7 @@ impl<E: RingEvent> SharedProducer<E> {
             // cursor below ours until it has fixed its start); then no run fits, and the loop waits again,
             // with the deadline and the wait strategy, instead of retrying an empty run.
             if !self.ring.has_room(1) {
-                self.wait_for_room(1, timeout, deadline)?;
+                wait_for_room_for_one(self)?;
             }
             let mut chunk = (end - self.ring.next_sequence()).min(capacity);
             while chunk > 0 && self.ring.try_publish_many_with(chunk, &mut fill).is_none() {
@@ -441,6 +467,78 @@ impl<E: RingEvent> SharedProducer<E> {
             }
         }
         Ok(first..end)
+    }
+
+    /// Enforces `config` in every managed publish from now on (replacing any earlier one; its startup
+    /// check runs again at the next managed publish). See [`RequiredConsumerLivenessConfig`].
+    pub fn set_required_consumers(&mut self, config: RequiredConsumerLivenessConfig) {
+        self.required = Some(RequiredMonitor::new(config));
+    }
+
+    /// Publishes `event` as [`publish`](Self::publish) does, enforcing the required consumers (see
+    /// [`RequiredConsumerLivenessConfig`] and the [`required`](crate::required) module): the first call
+    /// waits for them to attach, and while it waits for room it watches their progress and applies the
+    /// failure action to one that stalls. Without a configuration it is a plain `publish`.
+    pub fn publish_managed(&mut self, event: E) -> Result<u64, RequiredConsumerError> {
+        self.await_required_startup()?;
+        if !self.ring.has_room(1) {
+            self.wait_for_room_managed(1)?;
+        }
+        Ok(self.ring.publish_next_with(|slot| *slot = event))
+    }
+
+    /// [`publish_batch`](Self::publish_batch) with the required consumers enforced, as
+    /// [`publish_managed`](Self::publish_managed) does. On an error a prefix of the batch may have been
+    /// published: [`next_sequence`](Self::next_sequence) tells how far it got.
+    pub fn publish_batch_managed(
+        &mut self,
+        events: &[E],
+    ) -> Result<Range<u64>, RequiredConsumerError> {
+        self.await_required_startup()?;
+        let first = self.ring.next_sequence();
+        self.publish_many(
+            events.len() as u64,
+            |sequence, slot| *slot = events[(sequence - first) as usize],
+            |producer| producer.wait_for_room_managed(1),
+        )
+    }
+
+    fn await_required_startup(&mut self) -> Result<(), RequiredConsumerError> {
+        match &mut self.required {
+            Some(monitor) => monitor.await_startup(self.ring.segment()),
+            None => Ok(()),
+        }
+    }
+
+    /// [`wait_for_room`](Self::wait_for_room) without a deadline, watching the required consumers.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_room_managed(&mut self, count: u64) -> Result<(), RequiredConsumerError> {
+        let SharedProducer {
+            ring,
+            required,
+            wait_strategy,
+            liveness_interval,
+        } = self;
+        let Some(monitor) = required else {
+            return Ok(self.wait_for_room(count, None, None)?);
+        };
+        monitor.begin_wait(ring.segment());
+        let mut waiter = Waiter::until(*wait_strategy, None)
+            .with_periodic_check((*liveness_interval).min(monitor.check_interval()));
+        loop {
+            waiter.pause();
+            if ring.has_room(count) {
+                return Ok(());
+            }
+            if waiter.check_due() {
+                if ring.sweep_dead_consumers() > 0 && ring.has_room(count) {
+                    return Ok(());
+                }
+                let needed_cursor = (ring.next_sequence() + count).saturating_sub(ring.capacity());
+                monitor.check(ring.segment(), needed_cursor)?;
+            }
+        }
     }
 
     /// Waits until at least `count` consumers are attached, at most `timeout`; returns how many are.

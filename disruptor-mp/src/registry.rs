@@ -110,6 +110,10 @@ fn claim_free(segment: &Segment, id: &str) -> Result<Option<SlotClaim>, AttachEr
         // the stamp decides liveness) never sees a stale owner's stamp; recorded again after, because a
         // losing claimer may have written its own in between.
         segment.record_stamp(endpoint, stamp);
+        // A FREE slot may still carry the flags of a durable reservation that was released; only the
+        // slot's state says whether a reservation holds, but clear them before the slot is ours so that no
+        // one sees a claimed slot as durable. (Claimers only ever write zero here.)
+        segment.consumer_slot(index).flags.store(0, Ordering::Relaxed);
         let claimed = Ownership {
             state: slot_state::CLAIMED,
             generation: current.generation.wrapping_add(1),
@@ -307,10 +311,6 @@ pub(crate) fn sweep_dead(segment: &Segment) -> usize {
         } else {
             current.with_state(slot_state::FREE)
         };
-        if !keeps_cursor {
-            // A durable slot that was being evicted loses its reservation with its owner.
-            segment.consumer_slot(index).flags.store(0, Ordering::Relaxed);
-        }
         if swap(segment, index, current, next) {
             if slot_state::gates(current.state) && !slot_state::gates(next.state) {
                 stopped_gating += 1;
@@ -412,6 +412,67 @@ pub(crate) fn acknowledge_eviction(segment: &Segment, claim: SlotClaim) {
         bump_membership(segment);
     }
     segment.release_lock(Endpoint::Consumer(claim.index));
+}
+
+/// A slot the consumer `id` owns or owned: the one a live or dead consumer with that id holds, or its
+/// durable reservation.
+pub(crate) fn find_consumer(segment: &Segment, id: &str) -> Option<usize> {
+    (0..segment.geometry().consumer_slots as usize).find(|&i| {
+        let state = slot_ownership(segment, i).state;
+        (slot_state::gates(state) || state == slot_state::CLAIMED) && slot_id(segment, i) == id
+    })
+}
+
+/// Whether slot `index` holds a consumer whose start is fixed (it is attached).
+pub(crate) fn is_attached(segment: &Segment, index: usize) -> bool {
+    matches!(
+        slot_ownership(segment, index).state,
+        slot_state::ACTIVE | slot_state::EVICTING
+    )
+}
+
+/// The committed cursor of slot `index`: the next sequence its consumer will read.
+pub(crate) fn cursor(segment: &Segment, index: usize) -> u64 {
+    segment
+        .consumer_slot(index)
+        .cursor
+        .0
+        .load(Ordering::Acquire)
+}
+
+/// What [`evict`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Eviction {
+    /// The slot no longer gates the producer (its consumer was dead, or had acknowledged).
+    Done,
+    /// Its live consumer was told to leave (EVICTING) and gates until it acknowledges or dies.
+    Pending,
+}
+
+/// Evicts the consumer in slot `index` by policy, two-phase for a live consumer (see the
+/// [`required`](crate::required) module docs): a dead or absent owner's slot is freed at once, reservation
+/// included; a live one is marked EVICTING and keeps gating until it acknowledges.
+pub(crate) fn evict(segment: &Segment, index: usize) -> Eviction {
+    loop {
+        let current = slot_ownership(segment, index);
+        let alive = slot_state::has_owner(current.state) && segment.is_alive(Endpoint::Consumer(index));
+        let next = match current.state {
+            slot_state::FREE | slot_state::CLAIMED => return Eviction::Done,
+            slot_state::EVICTING if alive => return Eviction::Pending,
+            slot_state::ACTIVE | slot_state::JOINING if alive => {
+                current.with_state(slot_state::EVICTING)
+            }
+            _ => current.with_state(slot_state::FREE),
+        };
+        if swap(segment, index, current, next) {
+            bump_membership(segment);
+            return if next.state == slot_state::FREE {
+                Eviction::Done
+            } else {
+                Eviction::Pending
+            };
+        }
+    }
 }
 
 fn slot_ownership(segment: &Segment, index: usize) -> Ownership {
