@@ -1,5 +1,6 @@
-//! How the producer and the consumers share a segment: publishing, consuming, joining, leaving, `fork`,
-//! and what the library promises when a peer misbehaves. (Documentation only; the byte layout is in
+//! How the producer and the consumers share a segment: publishing, consuming, joining, leaving, who is
+//! alive, what happens when a process dies, `fork`, and what the library promises when a peer
+//! misbehaves. (Documentation only; the byte layout is in
 //! [`segment`](crate::segment).)
 //!
 //! # Publishing and consuming
@@ -36,18 +37,96 @@
 //! `wait_for_consumers` count) only once ACTIVE, when its start is fixed: a producer that waited for `n`
 //! consumers and then publishes is sure all `n` receive that event.
 //!
+//! # Slot states
+//!
+//! A consumer slot's state and generation share one 64-bit ownership word, and every change is a
+//! compare-and-swap on the whole word, so two processes never both win a slot, and a process holding a
+//! stale view (an older generation) changes nothing:
+//!
+//! ```text
+//! FREE ──claim──▶ CLAIMED ──▶ JOINING ──▶ ACTIVE ──leave / owner dead──▶ FREE
+//!                                           │
+//!                                           └─policy──▶ EVICTING ──consumer acks──▶ EVICTED ──▶ FREE
+//! RESERVED (durable, named, no live owner) ──owner attaches──▶ ACTIVE ──leave / owner dead──▶ RESERVED
+//! ```
+//!
+//! JOINING, ACTIVE, EVICTING and RESERVED gate the producer.
+//!
+//! # Who is alive
+//!
+//! Liveness is kernel-backed, not a heartbeat and not a PID probe. Every endpoint opens the segment
+//! itself and, on Linux, takes an open-file-description lock (`F_OFD_SETLK`) on one byte of its own past
+//! the end of the data ([`LOCK_BASE`](crate::segment::LOCK_BASE) for the producer,
+//! `LOCK_BASE + 1 + i` for consumer slot `i`). The kernel drops the lock when the process dies, however
+//! it dies (`SIGKILL` included), and `F_OFD_GETLK` through another open of the segment tells whether it
+//! is still held. No PID is involved, so the answer is right after a PID is reused and across PID
+//! namespaces (two containers sharing `/dev/shm`); the PID kept in the table is for messages only.
+//!
+//! A consumer takes its slot's lock *before* claiming the slot, and a leaving consumer frees the slot
+//! before dropping the lock, so a slot that is not free while its lock is free always has a dead owner.
+//!
+//! Checks cost a system call, so they run only on cold paths, never on a publish or read that finds what
+//! it wants:
+//!
+//! - a publish blocked on a full ring looks for dead consumers every liveness interval (default
+//!   [`DEFAULT_LIVENESS_INTERVAL`](crate::DEFAULT_LIVENESS_INTERVAL), 100 ms): a dead anonymous consumer's
+//!   slot is freed and stops gating, so a plain `publish` never waits for ever on a dead process; a dead
+//!   durable (named) consumer's slot returns to RESERVED and keeps gating at its cursor, because that is
+//!   what durable means (the required-consumer policy can release it);
+//! - a read that finds the ring empty checks the producer at most once per liveness interval; if the
+//!   producer is dead and did not close the ring, the consumer, having read everything published, gets
+//!   [`ConsumeError::ProducerGone`](crate::ConsumeError::ProducerGone) instead of waiting for ever. (A
+//!   clean drop sets the closed flag first, so `Closed` and `ProducerGone` are told apart.)
+//!
+//! macOS has no OFD locks, and its `fcntl` locks do not work on shared-memory objects. There the table
+//! records each endpoint's PID and process start time, and an endpoint is alive while a process with that
+//! PID and start time exists, which is safe against PID reuse (macOS has no PID namespaces). This path is
+//! type-checked in CI but has not run on a Mac.
+//!
+//! # Reclaiming a dead producer's name
+//!
+//! `build_producer` on a name that exists looks at the existing object. If its producer lock is held,
+//! the name is refused with [`CreateError::AlreadyExists`](crate::CreateError::AlreadyExists) naming the
+//! live producer's pid. If it is free and the object is one of ours (or one a creator never finished),
+//! the reclaimer takes that lock itself, removes the name and creates a new segment with a new epoch.
+//! Taking the stale object's lock first is what makes this safe: a creator takes its new object's lock
+//! right after creating it, so of two processes racing for one object exactly one holds its lock and goes
+//! on. Consumers still mapped to the old segment keep their mapping and see its producer gone. Nothing of
+//! the old segment is trusted by the new one: cursors, reservations and counts start afresh.
+//!
+//! # Durable, named consumers
+//!
+//! `discover_consumer_with_prefix(count, prefix)` reserves slots `{prefix}_0 ..` before the segment is
+//! marked ready, so they gate from the first event. A consumer attaching under such an id takes its slot
+//! (from RESERVED, or from ACTIVE under a dead owner, with a compare-and-swap that bumps the generation)
+//! and resumes at the slot's cursor: exactly after the last event any earlier incarnation committed,
+//! because the slot gated the producer at that cursor all along. Two live consumers never share an id:
+//! each new consumer with an id writes it, fences, and looks for another live holder, and of two that
+//! claim at once the one in the higher slot yields.
+//!
+//! # Eviction by policy
+//!
+//! A live consumer is never simply dropped from gating, because it may be reading an event in place. The
+//! producer marks it EVICTING and keeps gating; the consumer sees that the next time it loads the
+//! published count and acknowledges with EVICTED (then reads nothing more); only then, or once its
+//! process is dead, does the producer stop gating. The [`required`](crate::required) module explains the
+//! policy that triggers it.
+//!
 //! # Leaving, and `fork`
 //!
-//! A consumer that drops frees its slot with a compare-and-swap that names the generation it claimed, so
-//! it can never free a slot someone else claimed since. A dropped producer stores the closed flag after
-//! its last publish (consumers drain, then see [`ConsumeError::Closed`](crate::ConsumeError)) and removes
-//! the segment's name, unless the name already belongs to a newer segment.
+//! A consumer that drops frees its slot (a durable one returns it to RESERVED, keeping its cursor) with a
+//! compare-and-swap that names the generation it claimed, so it can never free a slot someone else
+//! claimed since, and then drops its lock. A dropped producer stores the closed flag after its last
+//! publish (consumers drain, then see [`ConsumeError::Closed`](crate::ConsumeError)) and removes the
+//! segment's name, unless the name already belongs to a newer segment.
 //!
 //! Endpoints remember the process that built them. A child created with `fork` inherits copies of the
 //! parent's endpoints, which share the parent's slot and cursor; dropping those copies in the child only
 //! unmaps them: the parent's consumer keeps its slot and the parent's ring stays open and named. Do not
 //! *use* an inherited endpoint in the child (both processes would move the same cursor, or publish the same
-//! sequences): build new endpoints there instead.
+//! sequences): build new endpoints there instead. The child also shares the parent's open of the segment,
+//! and with it the parent's liveness locks: while a child forked without `exec` lives, the parent's
+//! endpoints count as alive even after the parent died.
 //!
 //! # Threat model
 //!
@@ -66,6 +145,5 @@
 //!   events, or the producer may wait), or shrink the object with `ftruncate`, after which any peer that
 //!   touches the lost pages dies with `SIGBUS`. Only processes you trust with the data should be able to
 //!   open the segment.
-//! - **Not yet handled** (planned): detecting a peer that died without leaving (a consumer killed with
-//!   `SIGKILL` keeps gating the producer; a consumer of a killed producer times out rather than learning
-//!   why), and bounding what a misbehaving peer can do to the others after attach.
+//! - **Not yet handled** (planned): bounding what a misbehaving peer can do to the others after attach.
+//!   A peer that writes the table can, for example, mark other consumers' slots free or evicted.
