@@ -8,10 +8,10 @@ use crate::registry;
 use crate::ring::ConsumerRing;
 use crate::segment::Segment;
 use crate::producer::DEFAULT_LIVENESS_INTERVAL;
-use crate::wait::{WaitStrategy, Waiter};
+use crate::wait::{PollPacer, WaitStrategy, Waiter};
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Starts building a consumer of the ring named `name`, whose events must be of type `E`.
 ///
@@ -120,7 +120,7 @@ impl<E: RingEvent> SharedConsumerBuilder<E> {
             wait_strategy: self.wait_strategy,
             consumer_id: self.consumer_id,
             liveness_interval: self.liveness_interval,
-            next_liveness_check: None,
+            liveness_pacer: PollPacer::new(self.liveness_interval),
         })
     }
 }
@@ -136,8 +136,8 @@ pub struct SharedConsumer<E: RingEvent> {
     wait_strategy: WaitStrategy,
     consumer_id: String,
     liveness_interval: Duration,
-    /// When a non-blocking read that finds the ring empty next checks the producer's liveness.
-    next_liveness_check: Option<Instant>,
+    /// Paces the producer liveness checks of non-blocking reads that find the ring empty.
+    liveness_pacer: PollPacer,
 }
 
 /// An event read in place from the ring. Derefs to `&E`; when it drops, the event counts as consumed and
@@ -278,16 +278,14 @@ impl<E: RingEvent> SharedConsumer<E> {
 
     /// The outcome of a non-blocking read that found nothing: `Evicted`, `Closed` or `ProducerGone` once
     /// that is the case and every event has been read, else nothing yet. The producer's liveness is checked
-    /// at most once per liveness interval.
+    /// about once per liveness interval, and the clock read only every so many empty polls.
+    #[inline(always)]
     fn empty(&mut self) -> Result<(), ConsumeError> {
         self.closed_or_evicted()?;
-        let now = Instant::now();
-        match self.next_liveness_check {
-            Some(next) if now < next => Ok(()),
-            _ => {
-                self.next_liveness_check = Some(now + self.liveness_interval);
-                self.producer_gone()
-            }
+        if self.liveness_pacer.poll() {
+            self.producer_gone()
+        } else {
+            Ok(())
         }
     }
 

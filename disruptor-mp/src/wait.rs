@@ -144,6 +144,70 @@ impl Waiter {
     }
 }
 
+/// Paces a periodic check (a liveness check, say) over a caller's own poll loop, without reading the
+/// clock on every poll: an empty poll of a spinning consumer must stay a few loads.
+///
+/// It reads the clock once every `polls_per_clock` calls and adapts that count so that the clock is read
+/// about [`CLOCK_READS_PER_INTERVAL`] times per interval: a loop that spins reads it rarely, a loop that
+/// polls once a second reads it every time. So the check comes due at most about one interval (plus one
+/// poll) late, whatever the poll rate.
+#[derive(Debug)]
+pub(crate) struct PollPacer {
+    every: Duration,
+    countdown: u32,
+    polls_per_clock: u32,
+    last_clock: Option<Instant>,
+    next_check: Option<Instant>,
+}
+
+/// How many times per interval a [`PollPacer`] aims to read the clock.
+const CLOCK_READS_PER_INTERVAL: u32 = 16;
+/// Most polls between two clock reads.
+const MAX_POLLS_PER_CLOCK: u32 = 1 << 16;
+
+impl PollPacer {
+    /// A pacer whose check comes due every `every`, first at the first poll.
+    pub(crate) fn new(every: Duration) -> PollPacer {
+        PollPacer {
+            every,
+            countdown: 1,
+            polls_per_clock: 1,
+            last_clock: None,
+            next_check: None,
+        }
+    }
+
+    /// Called on each poll; `true` when the check is due.
+    #[inline(always)]
+    pub(crate) fn poll(&mut self) -> bool {
+        self.countdown -= 1;
+        self.countdown == 0 && self.read_clock()
+    }
+
+    #[cold]
+    fn read_clock(&mut self) -> bool {
+        let now = Instant::now();
+        if let Some(last) = self.last_clock {
+            let target = self.every / CLOCK_READS_PER_INTERVAL;
+            let gap = now.saturating_duration_since(last);
+            if gap < target / 2 {
+                self.polls_per_clock = (self.polls_per_clock * 2).min(MAX_POLLS_PER_CLOCK);
+            } else if gap > target * 2 {
+                self.polls_per_clock = (self.polls_per_clock / 2).max(1);
+            }
+        }
+        self.last_clock = Some(now);
+        self.countdown = self.polls_per_clock;
+        match self.next_check {
+            Some(next) if now < next => false,
+            _ => {
+                self.next_check = Some(now + self.every);
+                true
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +266,25 @@ mod tests {
         let first_due = first_due.expect("the check never came due");
         assert!(first_due >= Duration::from_millis(20), "{first_due:?}");
         assert!(!waiter.check_due(), "reading it resets it");
+    }
+
+    #[test]
+    fn a_poll_pacer_checks_at_once_then_about_once_per_interval_at_any_poll_rate() {
+        let every = Duration::from_millis(20);
+        for pause in [Duration::ZERO, Duration::from_millis(3)] {
+            let mut pacer = PollPacer::new(every);
+            assert!(pacer.poll(), "the first poll checks");
+            let start = Instant::now();
+            let mut checks = 0;
+            while start.elapsed() < every * 10 {
+                checks += usize::from(pacer.poll());
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+            }
+            // About one check per interval: never more, and not many fewer.
+            assert!((3..=11).contains(&checks), "{checks} checks with pause {pause:?}");
+        }
     }
 
     #[test]
