@@ -319,6 +319,7 @@ mod tests {
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+    #[cfg(target_os = "linux")]
     use std::time::{Duration, Instant};
 
     /// A test that forks without `exec` gives the child, for a moment, a reference to every description
@@ -373,6 +374,7 @@ mod tests {
     }
 
     /// Polls `condition` every millisecond until it is true or `limit` has passed; returns the last answer.
+    #[cfg(target_os = "linux")]
     fn within(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
         let deadline = Instant::now() + limit;
         loop {
