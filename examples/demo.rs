@@ -4,20 +4,26 @@
 //! cargo run --release --example demo -- [--consumers N] [--events N] [--capacity N]
 //! ```
 //!
-//! The producer creates a ring, starts N consumer processes (this same program, re-executed), waits until
-//! they have attached, publishes the events and closes the ring. Each consumer verifies every event
-//! (sequence, payload checksum, order) and reports what it received; the producer prints the verdict.
+//! Part 1, broadcast: the producer creates a ring, starts N consumer processes (this same program,
+//! re-executed), waits until they have attached, publishes the events and closes the ring. Each consumer
+//! verifies every event (sequence, payload checksum, order) and reports what it received; the producer
+//! prints the verdict.
+//!
+//! Part 2, crashes: a consumer that stops reading is killed with SIGKILL while the producer is blocked on
+//! it (the producer goes on without it), then a producer is killed mid-stream (its consumers read
+//! everything it published, then learn it is gone) and a new producer takes over the name.
 
 use disruptor_mp::{
     attach_shared_consumer, build_shared_single_producer, portable_shm_segment_name,
 };
-use disruptor_mp::{ConsumeError, RingEvent};
+use disruptor_mp::{ConsumeError, CoordinationMode, RingEvent};
 use disruptor_mp_suite::{
     child_arg, dispatch_child_role, fold_checksum, CheckedEvent, ChildProcess,
 };
 use std::time::{Duration, Instant};
 
 const SEGMENT: &str = "DMP_DEMO_SEGMENT";
+const STALL_AFTER: &str = "DMP_DEMO_STALL_AFTER";
 const STALL: Duration = Duration::from_secs(30);
 
 struct Options {
@@ -164,9 +170,199 @@ fn run(options: &Options) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(all_good)
 }
 
+/// Part 2 consumer: reads until the ring closes or its producer is gone; `stall-after` > 0 makes it stop
+/// reading (and sleep until killed) after that many events. Reports `count bad outcome monotonic_ns`.
+fn crash_consume() -> Result<String, String> {
+    let name: String = child_arg(SEGMENT);
+    let stall_after: u64 = child_arg(STALL_AFTER);
+    let mut consumer = attach_shared_consumer::<CheckedEvent>(&name)
+        .with_attach_timeout(STALL)
+        .build_consumer()
+        .map_err(|e| e.to_string())?;
+    let (mut next, mut bad) = (consumer.next_sequence(), 0u64);
+    loop {
+        let result = consumer.consume_batch_timeout(256, STALL, |event, sequence, _| {
+            if sequence != next || event.sequence != next || !event.is_intact() {
+                bad += 1;
+            }
+            next += 1;
+        });
+        if stall_after > 0 && next >= stall_after {
+            std::thread::sleep(STALL); // stuck: the parent kills it
+        }
+        let outcome = match result {
+            Ok(_) => continue,
+            Err(ConsumeError::Closed) => "closed",
+            Err(ConsumeError::ProducerGone { .. }) => "producer-gone",
+            Err(e) => return Err(format!("after {next} events: {e}")),
+        };
+        return Ok(format!("{next} {bad} {outcome} {}", monotonic_ns()));
+    }
+}
+
+/// Part 2 producer that will be killed: publishes events in small batches, a little at a time.
+fn doomed_producer() -> Result<String, String> {
+    let name: String = child_arg(SEGMENT);
+    let mut producer = build_shared_single_producer::<CheckedEvent>(&name, 1024)
+        .with_coordination(CoordinationMode::WaitForConsumers {
+            min_consumers: 2,
+            timeout: STALL,
+        })
+        .build_producer()
+        .map_err(|e| e.to_string())?;
+    for sequence in 0.. {
+        producer
+            .publish(CheckedEvent::new(sequence))
+            .map_err(|e| e.to_string())?;
+        if sequence % 64 == 63 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    unreachable!("publishes until killed")
+}
+
+/// The monotonic clock in nanoseconds, comparable between processes of this machine.
+fn monotonic_ns() -> u64 {
+    // SAFETY: `clock_gettime` writes a `timespec` that the zeroed value provides room for.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `now` is a valid out-pointer; CLOCK_MONOTONIC is always available.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+fn spawn_crash_consumer(name: &str, stall_after: u64) -> Result<ChildProcess, std::io::Error> {
+    ChildProcess::spawn_binary_role(
+        "crash-consumer",
+        &[
+            (SEGMENT, name.to_string()),
+            (STALL_AFTER, stall_after.to_string()),
+        ],
+    )
+}
+
+/// `count bad outcome monotonic_ns` from a part 2 consumer.
+fn crash_report(
+    child: ChildProcess,
+) -> Result<(u64, u64, String, u64), Box<dyn std::error::Error>> {
+    let report = child.expect_success(STALL)?;
+    let fields: Vec<&str> = report.split_whitespace().collect();
+    let [count, bad, outcome, at] = fields[..] else {
+        return Err(format!("malformed consumer report {report:?}").into());
+    };
+    Ok((
+        count.parse()?,
+        bad.parse()?,
+        outcome.to_string(),
+        at.parse()?,
+    ))
+}
+
+/// Part 2: what a SIGKILL does, to a consumer and to the producer.
+fn crashes() -> Result<bool, Box<dyn std::error::Error>> {
+    println!();
+    println!("part 2: killing processes with SIGKILL");
+
+    // A consumer stops reading, so the producer blocks on it; then the consumer is killed.
+    println!("a consumer dies while the producer waits for it:");
+    let name = portable_shm_segment_name(&format!("disruptor-mp-crash-{}", std::process::id()));
+    let mut producer =
+        build_shared_single_producer::<CheckedEvent>(&name, 1024).build_producer()?;
+    let survivors = [
+        spawn_crash_consumer(&name, 0)?,
+        spawn_crash_consumer(&name, 0)?,
+    ];
+    let victim = spawn_crash_consumer(&name, 5_000)?;
+    producer.wait_for_consumers(3, STALL)?;
+    let victim_pid = victim.id() as libc::pid_t;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: signals our own child, which is alive (it sleeps until killed) and not yet reaped.
+        unsafe { libc::kill(victim_pid, libc::SIGKILL) };
+        Instant::now()
+    });
+    let events = 100_000;
+    let (mut longest, mut longest_ended) = (Duration::ZERO, Instant::now());
+    for sequence in 0..events {
+        let start = Instant::now();
+        producer.publish(CheckedEvent::new(sequence))?; // no timeout: it must not wait for ever
+        if start.elapsed() > longest {
+            (longest, longest_ended) = (start.elapsed(), Instant::now());
+        }
+    }
+    let killed = killer.join().map_err(|_| "killer thread panicked")?;
+    let evicted = producer.evicted_consumers();
+    drop(producer);
+    drop(victim);
+    println!(
+        "  consumer 3 (pid {victim_pid}) stopped reading; the producer blocked on it for {:.0} ms until it \
+         was killed, and went on {:.0} ms after the kill (evicted consumers: {evicted})",
+        longest.as_secs_f64() * 1e3,
+        longest_ended.saturating_duration_since(killed).as_secs_f64() * 1e3,
+    );
+    let mut all_good = evicted == 1;
+    for (index, survivor) in survivors.into_iter().enumerate() {
+        let (count, bad, outcome, _) = crash_report(survivor)?;
+        let good = count == events && bad == 0 && outcome == "closed";
+        all_good &= good;
+        println!(
+            "  consumer {} received {count} of {events} events, {bad} out of order or corrupted, then the \
+             ring {outcome}: {}",
+            index + 1,
+            if good { "OK" } else { "MISMATCH" }
+        );
+    }
+
+    // The producer is killed mid-stream, then a new producer takes over its name.
+    println!("the producer dies mid-stream:");
+    let name = portable_shm_segment_name(&format!("disruptor-mp-doomed-{}", std::process::id()));
+    let mut doomed =
+        ChildProcess::spawn_binary_role("doomed-producer", &[(SEGMENT, name.clone())])?;
+    let consumers = [
+        spawn_crash_consumer(&name, 0)?,
+        spawn_crash_consumer(&name, 0)?,
+    ];
+    std::thread::sleep(Duration::from_millis(500));
+    let doomed_pid = doomed.id();
+    let killed_ns = monotonic_ns();
+    doomed.kill();
+    let mut counts = Vec::new();
+    for (index, consumer) in consumers.into_iter().enumerate() {
+        let (count, bad, outcome, at_ns) = crash_report(consumer)?;
+        let good = bad == 0 && outcome == "producer-gone";
+        all_good &= good;
+        counts.push(count);
+        println!(
+            "  consumer {} read {count} events, {bad} out of order or corrupted, then learned that producer \
+             {doomed_pid} was gone {:.0} ms after the kill: {}",
+            index + 1,
+            at_ns.saturating_sub(killed_ns) as f64 / 1e6,
+            if good { "OK" } else { "MISMATCH" }
+        );
+    }
+    all_good &= counts.windows(2).all(|pair| pair[0] == pair[1]);
+    let restarted = build_shared_single_producer::<CheckedEvent>(&name, 1024).build_producer()?;
+    println!(
+        "  a new producer (pid {}) reclaimed the dead producer's name {} (new epoch {:#x})",
+        std::process::id(),
+        restarted.segment_name(),
+        restarted.epoch()
+    );
+    println!(
+        "verdict: {}",
+        if all_good {
+            "no process death wedged or misled a peer; nothing was lost"
+        } else {
+            "FAILED"
+        }
+    );
+    Ok(all_good)
+}
+
 fn main() {
     dispatch_child_role(|role| match role {
         "consumer" => consume(),
+        "crash-consumer" => crash_consume(),
+        "doomed-producer" => doomed_producer(),
         other => Err(format!("unknown role {other}")),
     });
     let options = match parse_options() {
@@ -176,7 +372,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    match run(&options) {
+    match run(&options).and_then(|broadcast| Ok(crashes()? && broadcast)) {
         Ok(true) => {}
         Ok(false) => std::process::exit(1),
         Err(error) => {
