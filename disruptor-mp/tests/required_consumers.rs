@@ -5,7 +5,7 @@
 use disruptor_mp::{
     attach_shared_consumer, build_shared_single_producer, portable_shm_segment_name, ConsumeError,
     RequiredConsumerError, RequiredConsumerFailureAction, RequiredConsumerLivenessConfig,
-    SharedProducer,
+    SharedConsumer, SharedProducer,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -37,6 +37,13 @@ fn producer(name: &str, config: RequiredConsumerLivenessConfig) -> SharedProduce
         .unwrap()
 }
 
+fn consumer(name: &str, id: &str) -> SharedConsumer<u64> {
+    attach_shared_consumer::<u64>(name)
+        .with_consumer_id(id)
+        .build_consumer()
+        .unwrap()
+}
+
 /// The producer handed back by [`blocked_publish`], with the outcome and how long the call took.
 type Outcome = (
     SharedProducer<u64>,
@@ -64,10 +71,7 @@ fn a_required_consumer_that_never_appears_is_named() {
     let config = RequiredConsumerLivenessConfig::new(["risk", "audit"])
         .with_startup_wait_timeout(Duration::from_millis(100));
     let mut producer = producer(&name, config);
-    let _risk = attach_shared_consumer::<u64>(&name)
-        .with_consumer_id("risk")
-        .build_consumer()
-        .unwrap();
+    let _risk = consumer(&name, "risk");
     let start = Instant::now();
     assert_eq!(
         producer.publish_managed(1),
@@ -91,10 +95,7 @@ fn a_stall_that_recovers_within_the_grace_period_lets_publishing_go_on() {
             counted.fetch_add(1, Ordering::SeqCst);
         });
     let producer = producer(&name, config);
-    let mut risk = attach_shared_consumer::<u64>(&name)
-        .with_consumer_id("risk")
-        .build_consumer()
-        .unwrap();
+    let mut risk = consumer(&name, "risk");
     let outcome = blocked_publish(producer, 99);
     // Stalled past the progress timeout (the hook fires), then recovers within the grace period.
     std::thread::sleep(PROGRESS + GRACE / 3);
@@ -111,10 +112,7 @@ fn graceful_shutdown_is_reported_for_a_consumer_stalled_past_the_grace_period() 
         &name,
         config("risk", RequiredConsumerFailureAction::GracefulShutdown),
     );
-    let _risk = attach_shared_consumer::<u64>(&name)
-        .with_consumer_id("risk")
-        .build_consumer()
-        .unwrap();
+    let _risk = consumer(&name, "risk");
     let (producer, result, took) = blocked_publish(producer, 99)
         .recv_timeout(WATCHDOG)
         .expect("watchdog");
@@ -141,14 +139,8 @@ fn graceful_shutdown_is_reported_for_a_consumer_stalled_past_the_grace_period() 
 fn evict_waits_for_a_live_consumer_to_acknowledge_and_then_goes_on() {
     let name = unique("evict-live");
     let producer = producer(&name, config("risk", RequiredConsumerFailureAction::Evict));
-    let mut risk = attach_shared_consumer::<u64>(&name)
-        .with_consumer_id("risk")
-        .build_consumer()
-        .unwrap();
-    let mut other = attach_shared_consumer::<u64>(&name)
-        .with_consumer_id("other")
-        .build_consumer()
-        .unwrap();
+    let mut risk = consumer(&name, "risk");
+    let mut other = consumer(&name, "other");
     // `other` keeps up; `risk` stalls, and looks again only once the eviction has started.
     let outcome = blocked_publish(producer, 99);
     let mut seen = Vec::new();
@@ -178,10 +170,7 @@ fn evict_waits_for_a_live_consumer_to_acknowledge_and_then_goes_on() {
 fn evict_does_not_overwrite_a_consumer_that_never_reads_again_but_says_so() {
     let name = unique("evict-stuck");
     let producer = producer(&name, config("risk", RequiredConsumerFailureAction::Evict));
-    let mut risk = attach_shared_consumer::<u64>(&name)
-        .with_consumer_id("risk")
-        .build_consumer()
-        .unwrap();
+    let mut risk = consumer(&name, "risk");
     let (mut producer, result, _) = blocked_publish(producer, 99)
         .recv_timeout(WATCHDOG)
         .expect("watchdog");
@@ -209,10 +198,7 @@ fn evict_releases_a_durable_slot_whose_consumer_is_gone() {
         .unwrap();
     // The named consumer attaches (the startup check passes), then goes away without reading: its
     // durable slot keeps gating at its cursor.
-    let risk = attach_shared_consumer::<u64>(&name)
-        .with_consumer_id("risk_0")
-        .build_consumer()
-        .unwrap();
+    let risk = consumer(&name, "risk_0");
     producer.publish_managed(0).unwrap();
     drop(risk);
     let (producer, result, took) = blocked_publish(producer, 99)
@@ -221,10 +207,7 @@ fn evict_releases_a_durable_slot_whose_consumer_is_gone() {
     assert_eq!(result, Ok(CAPACITY as u64));
     assert!(took >= PROGRESS + GRACE);
     // The reservation is gone: the id attaches as an ordinary consumer at the next event.
-    let risk = attach_shared_consumer::<u64>(&name)
-        .with_consumer_id("risk_0")
-        .build_consumer()
-        .unwrap();
+    let risk = consumer(&name, "risk_0");
     assert_eq!(risk.next_sequence(), producer.next_sequence());
 }
 
@@ -237,10 +220,7 @@ fn alert_only_keeps_alerting_and_waiting() {
         counted.fetch_add(1, Ordering::SeqCst);
     });
     let producer = producer(&name, config);
-    let mut risk = attach_shared_consumer::<u64>(&name)
-        .with_consumer_id("risk")
-        .build_consumer()
-        .unwrap();
+    let mut risk = consumer(&name, "risk");
     let outcome = blocked_publish(producer, 99);
     std::thread::sleep(PROGRESS * 4 + GRACE);
     assert!(
