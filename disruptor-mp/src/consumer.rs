@@ -119,7 +119,6 @@ impl<E: RingEvent> SharedConsumerBuilder<E> {
             ring: ConsumerRing::join(segment, claim),
             wait_strategy: self.wait_strategy,
             consumer_id: self.consumer_id,
-            liveness_interval: self.liveness_interval,
             liveness_pacer: PollPacer::new(self.liveness_interval),
         })
     }
@@ -135,8 +134,7 @@ pub struct SharedConsumer<E: RingEvent> {
     ring: ConsumerRing<E>,
     wait_strategy: WaitStrategy,
     consumer_id: String,
-    liveness_interval: Duration,
-    /// Paces the producer liveness checks of non-blocking reads that find the ring empty.
+    /// Paces the producer liveness checks of reads that find the ring empty, across calls.
     liveness_pacer: PollPacer,
 }
 
@@ -318,12 +316,12 @@ impl<E: RingEvent> SharedConsumer<E> {
                 return Ok(available);
             }
             self.closed_or_evicted()?;
-            let waiter = waiter.get_or_insert_with(|| {
-                Waiter::new(self.wait_strategy, Some(timeout))
-                    .with_periodic_check(self.liveness_interval)
-            });
+            let waiter =
+                waiter.get_or_insert_with(|| Waiter::new(self.wait_strategy, Some(timeout)));
             let keep_waiting = waiter.pause();
-            if waiter.check_due() {
+            // The pacer outlives this call, so that a loop of short timeouts still checks once per
+            // interval instead of timing out for ever on a dead producer.
+            if self.liveness_pacer.poll() {
                 self.producer_gone()?;
             }
             if !keep_waiting {

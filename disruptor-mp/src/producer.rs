@@ -7,7 +7,7 @@ use crate::registry;
 use crate::required::{RequiredConsumerError, RequiredConsumerLivenessConfig, RequiredMonitor};
 use crate::ring::ProducerRing;
 use crate::segment::{CreateParams, Segment, DEFAULT_CONSUMER_SLOTS};
-use crate::wait::{deadline_after, WaitStrategy, Waiter};
+use crate::wait::{deadline_after, PollPacer, WaitStrategy, Waiter};
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -223,7 +223,7 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
         let producer = SharedProducer {
             ring: ProducerRing::new(segment),
             wait_strategy: self.wait_strategy,
-            liveness_interval: self.liveness_interval,
+            liveness_pacer: PollPacer::new(self.liveness_interval),
             required: self.required.map(RequiredMonitor::new),
         };
         if let CoordinationMode::WaitForConsumers {
@@ -259,7 +259,8 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
 pub struct SharedProducer<E: RingEvent> {
     ring: ProducerRing<E>,
     wait_strategy: WaitStrategy,
-    liveness_interval: Duration,
+    /// Paces the dead-consumer sweeps of blocked publishes, across calls.
+    liveness_pacer: PollPacer,
     required: Option<RequiredMonitor>,
 }
 
@@ -332,15 +333,17 @@ impl<E: RingEvent> SharedProducer<E> {
         timeout: Option<Duration>,
         deadline: Option<Instant>,
     ) -> Result<(), PublishError> {
-        let mut waiter = Waiter::until(self.wait_strategy, deadline)
-            .with_periodic_check(self.liveness_interval);
+        let mut waiter = Waiter::until(self.wait_strategy, deadline);
         loop {
             let keep_waiting = waiter.pause();
             if self.ring.has_room(count) {
                 return Ok(());
             }
-            // A consumer whose process died would gate for ever: stop waiting for it.
-            if waiter.check_due() && self.ring.sweep_dead_consumers() > 0 && self.ring.has_room(count)
+            // A consumer whose process died would gate for ever: stop waiting for it. The pacer outlives
+            // this call, so that a loop of short timeouts still checks once per interval.
+            if self.liveness_pacer.poll()
+                && self.ring.sweep_dead_consumers() > 0
+                && self.ring.has_room(count)
             {
                 return Ok(());
             }
@@ -518,23 +521,23 @@ impl<E: RingEvent> SharedProducer<E> {
             ring,
             required,
             wait_strategy,
-            liveness_interval,
+            liveness_pacer,
         } = self;
         let Some(monitor) = required else {
             return Ok(self.wait_for_room(count, None, None)?);
         };
         monitor.begin_wait(ring.segment());
-        let mut waiter = Waiter::until(*wait_strategy, None)
-            .with_periodic_check((*liveness_interval).min(monitor.check_interval()));
+        let mut waiter = Waiter::until(*wait_strategy, None);
+        let mut progress_pacer = PollPacer::new(monitor.check_interval());
         loop {
             waiter.pause();
             if ring.has_room(count) {
                 return Ok(());
             }
-            if waiter.check_due() {
-                if ring.sweep_dead_consumers() > 0 && ring.has_room(count) {
-                    return Ok(());
-                }
+            if liveness_pacer.poll() && ring.sweep_dead_consumers() > 0 && ring.has_room(count) {
+                return Ok(());
+            }
+            if progress_pacer.poll() {
                 let needed_cursor = (ring.next_sequence() + count).saturating_sub(ring.capacity());
                 monitor.check(ring.segment(), needed_cursor)?;
             }

@@ -43,16 +43,6 @@ pub(crate) struct Waiter {
     /// deadline check below (2^32 polls of a busy spin are only a couple of minutes).
     idle_polls: u64,
     deadline: Option<Instant>,
-    periodic: Option<Periodic>,
-}
-
-/// A check the waiter's owner runs every `every` while waiting (a liveness check, say), timed with the
-/// clock reads the waiter makes anyway.
-#[derive(Debug)]
-struct Periodic {
-    every: Duration,
-    next: Option<Instant>,
-    due: bool,
 }
 
 /// The instant `timeout` from now (`None` stays `None`; a timeout too large to represent never expires).
@@ -75,27 +65,7 @@ impl Waiter {
             strategy,
             idle_polls: 0,
             deadline,
-            periodic: None,
         }
-    }
-
-    /// Makes [`check_due`](Self::check_due) answer `true` about every `every` of waiting (first after
-    /// `every`, not at once: a wait that ends quickly costs nothing more).
-    pub(crate) fn with_periodic_check(mut self, every: Duration) -> Waiter {
-        self.periodic = Some(Periodic {
-            every,
-            next: None,
-            due: false,
-        });
-        self
-    }
-
-    /// Whether the periodic check is due (see [`with_periodic_check`](Self::with_periodic_check)); reading
-    /// it resets it.
-    pub(crate) fn check_due(&mut self) -> bool {
-        self.periodic
-            .as_mut()
-            .is_some_and(|periodic| std::mem::take(&mut periodic.due))
     }
 
     /// Called after an empty poll: pauses according to the strategy. Returns `false` once the deadline
@@ -126,21 +96,8 @@ impl Waiter {
                 _ => std::thread::yield_now(),
             }
         }
-        if self.deadline.is_none() && self.periodic.is_none() {
-            return true;
-        }
-        let now = Instant::now();
-        if let Some(periodic) = &mut self.periodic {
-            match periodic.next {
-                Some(next) if now < next => {}
-                Some(_) => {
-                    periodic.due = true;
-                    periodic.next = Some(now + periodic.every);
-                }
-                None => periodic.next = Some(now + periodic.every),
-            }
-        }
-        self.deadline.is_none_or(|deadline| now < deadline)
+        self.deadline
+            .is_none_or(|deadline| Instant::now() < deadline)
     }
 }
 
@@ -248,24 +205,6 @@ mod tests {
         let mut waiter = Waiter::new(strategy, Some(Duration::from_millis(20)));
         while waiter.pause() {}
         assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
-    }
-
-    #[test]
-    fn a_periodic_check_comes_due_after_its_interval_and_not_before() {
-        let mut waiter = Waiter::new(WaitStrategy::default(), None)
-            .with_periodic_check(Duration::from_millis(20));
-        let start = Instant::now();
-        let mut first_due = None;
-        while start.elapsed() < Duration::from_secs(5) {
-            assert!(waiter.pause());
-            if waiter.check_due() {
-                first_due = Some(start.elapsed());
-                break;
-            }
-        }
-        let first_due = first_due.expect("the check never came due");
-        assert!(first_due >= Duration::from_millis(20), "{first_due:?}");
-        assert!(!waiter.check_due(), "reading it resets it");
     }
 
     #[test]
