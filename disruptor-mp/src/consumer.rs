@@ -173,7 +173,11 @@ impl<E: RingEvent> Drop for EventLease<'_, E> {
 
 impl<E: RingEvent> SharedConsumer<E> {
     /// The next event, read in place, if one is available now. `Ok(None)`: none yet.
-    /// [`ConsumeError::Closed`]: the producer closed the ring and every event has been read.
+    ///
+    /// Once every published event has been read, an empty ring also reports why nothing more will come:
+    /// [`ConsumeError::Closed`] (the producer dropped its end), [`ConsumeError::ProducerGone`] (it died;
+    /// checked about once per [liveness interval](SharedConsumerBuilder::with_liveness_interval), without
+    /// a system call on most empty polls) or [`ConsumeError::Evicted`]. The other reads report the same.
     #[inline(always)]
     pub fn try_consume_next_leased(&mut self) -> Result<Option<EventLease<'_, E>>, ConsumeError> {
         if self.ring.poll() == 0 {
