@@ -295,7 +295,7 @@ fn bump_membership(segment: &Segment) {
 
 /// Frees the slots of consumers whose process died: an anonymous slot becomes FREE (the producer stops
 /// gating on it), a durable slot becomes RESERVED (it keeps gating at its cursor, waiting for its consumer
-/// to come back). Returns how many consumers stopped gating the producer. Makes a system call per
+/// to come back). Returns how many consumers stopped gating the producer, and counts them in the segment. Makes a system call per
 /// occupied slot: call it only on cold paths.
 pub(crate) fn sweep_dead(segment: &Segment) -> usize {
     let mut stopped_gating = 0;
@@ -314,11 +314,27 @@ pub(crate) fn sweep_dead(segment: &Segment) -> usize {
         if swap(segment, index, current, next) {
             if slot_state::gates(current.state) && !slot_state::gates(next.state) {
                 stopped_gating += 1;
+                segment
+                    .producer_region()
+                    .lifecycle
+                    .0
+                    .dead_consumers_evicted
+                    .fetch_add(1, Ordering::Relaxed);
             }
             bump_membership(segment);
         }
     }
     stopped_gating
+}
+
+/// Consumers whose process died and that stopped gating, over the ring's life, whoever found them.
+pub(crate) fn dead_consumers_evicted(segment: &Segment) -> u64 {
+    segment
+        .producer_region()
+        .lifecycle
+        .0
+        .dead_consumers_evicted
+        .load(Ordering::Relaxed)
 }
 
 /// Makes a claimed slot gate the producer and returns the first sequence the consumer will read (see the

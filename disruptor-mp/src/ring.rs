@@ -65,8 +65,6 @@ pub(crate) struct ProducerRing<E> {
     gate: u64,
     gating: GatingSet,
     ring_full: u64,
-    /// Consumers the producer stopped gating on because their process died.
-    dead_evicted: u64,
     /// The process that created the ring; a child that inherited a copy through `fork` is not it.
     owner_pid: u32,
 }
@@ -84,7 +82,6 @@ impl<E: RingEvent> ProducerRing<E> {
             gate: 0,
             gating: GatingSet::new(),
             ring_full: 0,
-            dead_evicted: 0,
             owner_pid: std::process::id(),
         }
     }
@@ -112,14 +109,13 @@ impl<E: RingEvent> ProducerRing<E> {
     /// Stops gating on consumers whose process died (see [`registry::sweep_dead`]); returns how many. A
     /// system call per occupied slot: cold paths only.
     pub(crate) fn sweep_dead_consumers(&mut self) -> usize {
-        let evicted = registry::sweep_dead(&self.segment);
-        self.dead_evicted += evicted as u64;
-        evicted
+        registry::sweep_dead(&self.segment)
     }
 
-    /// Consumers stopped gating because their process died, over the producer's life.
+    /// Consumers stopped gating because their process died, over the ring's life (by the producer, or by
+    /// a consumer that swept the table looking for a free slot).
     pub(crate) fn dead_evicted_count(&self) -> u64 {
-        self.dead_evicted
+        registry::dead_consumers_evicted(&self.segment)
     }
 
     /// Gating consumers as of the last gate refresh.

@@ -9,7 +9,8 @@
 //! offset 0       header            HEADER_LEN bytes (the fields listed in HEADER_FIELDS, the rest zero)
 //! offset 4096    field descriptor  DESCRIPTOR_ENTRIES × 128-byte leaves (flattened event layout)
 //! offset 12288   producer region   each on its own 128-byte line: published count, closed flag,
-//!                                  membership counter, waiter word, producer's process stamp
+//!                                  membership counter, waiter word, lifecycle (the producer's process
+//!                                  stamp, dead consumers evicted)
 //! offset 12928   consumer table    consumer_slots × 256 bytes: a line holding the slot's cursor, then a
 //!                                  line holding its ownership word (state + generation), owner pid,
 //!                                  join time, consumer id, owner start time and flags
@@ -187,7 +188,8 @@ const _: () = {
     assert!(size_of::<RawHeader>() <= HEADER_LEN);
     assert!(size_of::<RawLeaf>() == DESCRIPTOR_ENTRY_LEN);
     assert!(size_of::<ProducerRegion>() == 5 * CACHE_LINE);
-    assert!(offset_of!(ProducerRegion, owner) == 4 * CACHE_LINE);
+    assert!(offset_of!(ProducerRegion, lifecycle) == 4 * CACHE_LINE);
+    assert!(offset_of!(Lifecycle, dead_consumers_evicted) == 16);
     assert!(size_of::<StampWords>() == 16);
     assert!(offset_of!(ProducerRegion, published) == 0);
     assert!(offset_of!(ProducerRegion, closed) == CACHE_LINE);
@@ -246,8 +248,18 @@ pub(crate) struct ProducerRegion {
     pub(crate) membership: Line<AtomicU64>,
     /// Reserved for blocking wait strategies (waiter count); zero in this version.
     pub(crate) waiters: Line<AtomicU32>,
+    /// Who the producer is, and what happened to the consumers: rarely written.
+    pub(crate) lifecycle: Line<Lifecycle>,
+}
+
+/// The producer region's lifecycle line.
+#[repr(C)]
+pub(crate) struct Lifecycle {
     /// The producer's process stamp, written before READY.
-    pub(crate) owner: Line<StampWords>,
+    pub(crate) owner: StampWords,
+    /// Consumers whose process died and that stopped gating (freed by whichever process found them dead:
+    /// the producer while blocked, or a consumer looking for a free slot).
+    pub(crate) dead_consumers_evicted: AtomicU64,
 }
 
 /// Slot states in the consumer table. A slot's state and generation share one 64-bit *ownership word*
@@ -815,7 +827,7 @@ impl Segment {
     fn stamp_words(&self, endpoint: Endpoint) -> (&AtomicU32, &AtomicU64) {
         match endpoint {
             Endpoint::Producer => {
-                let owner = &self.producer_region().owner.0;
+                let owner = &self.producer_region().lifecycle.0.owner;
                 (&owner.pid, &owner.start_time)
             }
             Endpoint::Consumer(index) => {
@@ -917,26 +929,32 @@ impl Segment {
     }
 }
 
-/// How many times [`claim_name`] tries to take a name that a dead producer left behind, if other
-/// processes keep taking it first.
-const CLAIM_ATTEMPTS: usize = 4;
+/// How long [`claim_name`] keeps trying to take a name that another process is creating or reclaiming at
+/// the same moment, before it reports the name as taken.
+const CLAIM_PATIENCE: Duration = Duration::from_millis(500);
 
 /// Creates the object `name` exclusively and takes its producer lock, reclaiming the name if a dead
 /// producer left it behind (see [`reclaim_stale`]).
 ///
 /// The producer lock of an object is what owns its name: the creator takes it right after `O_EXCL`, and a
-/// reclaimer takes the stale object's lock before removing the name. So two processes never both believe
-/// they own one object: if a reclaimer takes our fresh object's lock first (it looked stale: unsized, no
-/// header, unlocked), our `hold` fails, the reclaimer removes the name, and we try again against its new
-/// object, which is alive.
+/// reclaimer takes the stale object's lock, and checks that the name still leads to that object, before
+/// removing the name. So two processes never both believe they own one object: if a reclaimer takes our
+/// fresh object's lock first (it looked stale: unsized, no header, unlocked), our `hold` fails, the
+/// reclaimer removes the name, and we try again against its new object, which is alive. A process that
+/// loses such a race is told the winner's pid, once the winner has recorded it.
 fn claim_name(name: &str, mode: u32) -> Result<ShmObject, CreateError> {
     let os = |operation: &'static str, source: io::Error| CreateError::Os {
         name: name.to_string(),
         operation,
         source,
     };
-    let mut live_pid = None;
-    for _ in 0..CLAIM_ATTEMPTS {
+    let taken = |producer_pid| CreateError::AlreadyExists {
+        name: name.to_string(),
+        location: shm::location(name),
+        producer_pid,
+    };
+    let give_up_at = Instant::now() + CLAIM_PATIENCE;
+    loop {
         match ShmObject::create(name, mode) {
             Ok(object) => {
                 if liveness::hold(object.as_fd(), lock_byte(Endpoint::Producer))
@@ -944,44 +962,45 @@ fn claim_name(name: &str, mode: u32) -> Result<ShmObject, CreateError> {
                 {
                     return Ok(object);
                 }
-                // A reclaimer took it first, and is removing it.
+                // A reclaimer took it first, and is removing it: look again.
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match reclaim_stale(name) {
-                Ok(Reclaim::Removed) => {}
-                Ok(Reclaim::Live { pid }) => {
-                    return Err(CreateError::AlreadyExists {
-                        name: name.to_string(),
-                        location: shm::location(name),
-                        producer_pid: pid,
-                    })
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                match reclaim_stale(name).map_err(|e| os("reclaiming a stale segment", e))? {
+                    Reclaim::Removed | Reclaim::Busy => {}
+                    Reclaim::Live { pid } => return Err(taken(Some(pid))),
+                    Reclaim::Foreign => return Err(taken(None)),
+                    // Its creator is alive and has not recorded its pid yet: wait a moment for it.
+                    Reclaim::Starting if Instant::now() < give_up_at => {}
+                    Reclaim::Starting => return Err(taken(None)),
                 }
-                Ok(Reclaim::Busy { pid }) => live_pid = pid,
-                Err(e) => return Err(os("reclaiming a stale segment", e)),
-            },
+            }
             Err(e) => return Err(os("shm_open", e)),
+        }
+        if Instant::now() >= give_up_at {
+            return Err(taken(None));
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    Err(CreateError::AlreadyExists {
-        name: name.to_string(),
-        location: shm::location(name),
-        producer_pid: live_pid,
-    })
 }
 
 /// What [`reclaim_stale`] found under a name.
 enum Reclaim {
-    /// The object belonged to a dead producer (or was never finished); its name is removed.
+    /// The object belonged to a dead producer (or was never finished); its name is removed (or was
+    /// already gone).
     Removed,
-    /// A live producer owns it; `pid` as recorded, when the object is readable.
-    Live { pid: Option<u32> },
-    /// Not ours to remove, or another process is reclaiming it right now: try again, or report.
-    Busy { pid: Option<u32> },
+    /// A live producer owns it, with this pid (in its PID namespace).
+    Live { pid: u32 },
+    /// A live process holds its producer lock but has not recorded its pid yet: a creator initializing it.
+    Starting,
+    /// Another process is reclaiming it right now, or the name moved to another object meanwhile.
+    Busy,
+    /// It is not a disruptor-mp segment: someone else's object, left alone.
+    Foreign,
 }
 
 /// Looks at the object under `name` and removes the name if its producer is dead: its producer lock is
 /// free and it is a disruptor-mp segment (our magic), or an object a creator never finished (empty, or no
-/// header yet). An object of someone else's is left alone ([`Reclaim::Live`] without a pid).
+/// header yet). Someone else's object is left alone.
 ///
 /// Consumers still mapped to a removed segment keep their mapping and learn, from the same free lock, that
 /// its producer is gone.
@@ -997,24 +1016,35 @@ fn reclaim_stale(name: &str) -> io::Result<Reclaim> {
     } else if len == 0 {
         None
     } else {
-        return Ok(Reclaim::Live { pid: None }); // too small to be ours: someone else's object
+        return Ok(Reclaim::Foreign); // too small to be ours
     };
     let (stamp, magic) = probe.as_ref().map_or((ProcessStamp::default(), [0; 8]), |probe| {
         // SAFETY: the probe maps CONSUMERS_OFFSET bytes, which hold the header and the producer region.
         unsafe { probe_identity(probe) }
     });
     if magic != MAGIC && magic != [0; 8] {
-        return Ok(Reclaim::Live { pid: None });
+        return Ok(Reclaim::Foreign);
     }
-    let pid = (stamp.pid != 0).then_some(stamp.pid);
     let byte = lock_byte(Endpoint::Producer);
     if liveness::is_held(object.as_fd(), byte, stamp)? {
-        return Ok(Reclaim::Live { pid });
+        return Ok(match stamp.pid {
+            0 => Reclaim::Starting,
+            pid => Reclaim::Live { pid },
+        });
     }
     // Take the stale object's lock, so that its creator (if it is only starting) or a second reclaimer
     // cannot also go on with it; keep it until the name is gone.
     if !liveness::hold(object.as_fd(), byte)? {
-        return Ok(Reclaim::Busy { pid });
+        return Ok(Reclaim::Busy);
+    }
+    // The name may have moved on since we opened it: another reclaimer that held this lock before us
+    // removed it and created a new segment under it. Remove the name only if it still leads to the object
+    // whose lock we hold; nobody else can remove it while we hold that lock.
+    match ShmObject::open(name) {
+        Ok(current) if current.same_object(&object)? => {}
+        Ok(_) => return Ok(Reclaim::Busy),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Reclaim::Removed),
+        Err(e) => return Err(e),
     }
     match shm::unlink(name) {
         Ok(()) => Ok(Reclaim::Removed),
@@ -1031,7 +1061,8 @@ unsafe fn probe_identity(probe: &Mapping) -> (ProcessStamp, [u8; 8]) {
     let base = probe.base().as_ptr();
     // SAFETY: per the contract, the producer region lies inside the mapping, 128-aligned; its words are
     // only ever accessed atomically; any bits are valid atomics.
-    let owner = unsafe { &(*base.add(PRODUCER_OFFSET as usize).cast::<ProducerRegion>()).owner.0 };
+    let region = unsafe { &*base.add(PRODUCER_OFFSET as usize).cast::<ProducerRegion>() };
+    let owner = &region.lifecycle.0.owner;
     let stamp = ProcessStamp {
         pid: owner.pid.load(Ordering::Acquire),
         start_time: owner.start_time.load(Ordering::Acquire),

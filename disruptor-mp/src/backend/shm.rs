@@ -94,13 +94,25 @@ impl ShmObject {
 
     /// The object's current size in bytes.
     pub(crate) fn len(&self) -> io::Result<u64> {
+        Ok(self.stat()?.st_size as u64)
+    }
+
+    /// Whether `other` is an open of the same object (same device and inode), e.g. to tell whether a name
+    /// still leads to an object opened earlier. macOS gives shared-memory objects no inode numbers to
+    /// compare; there two opens compare equal when their sizes do, which is weaker.
+    pub(crate) fn same_object(&self, other: &ShmObject) -> io::Result<bool> {
+        let (a, b) = (self.stat()?, other.stat()?);
+        Ok((a.st_dev, a.st_ino, a.st_size) == (b.st_dev, b.st_ino, b.st_size))
+    }
+
+    fn stat(&self) -> io::Result<libc::stat> {
         // SAFETY: `stat` is plain data for which all-zero bytes are valid.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: the descriptor is valid and `stat` is a writable `struct stat`.
         if unsafe { libc::fstat(self.fd.as_raw_fd(), &mut stat) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(stat.st_size as u64)
+        Ok(stat)
     }
 
     /// Maps the first `len` bytes shared and read-write (see [`Mapping::map`] for `populate`).
