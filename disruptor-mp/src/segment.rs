@@ -190,6 +190,7 @@ const _: () = {
     assert!(size_of::<ProducerRegion>() == 5 * CACHE_LINE);
     assert!(offset_of!(ProducerRegion, lifecycle) == 4 * CACHE_LINE);
     assert!(offset_of!(Lifecycle, dead_consumers_evicted) == 16);
+    assert!(offset_of!(Lifecycle, reclaimer_pid) == 24);
     assert!(size_of::<StampWords>() == 16);
     assert!(offset_of!(ProducerRegion, published) == 0);
     assert!(offset_of!(ProducerRegion, closed) == CACHE_LINE);
@@ -260,6 +261,10 @@ pub(crate) struct Lifecycle {
     /// Consumers whose process died and that stopped gating (freed by whichever process found them dead:
     /// the producer while blocked, or a consumer looking for a free slot).
     pub(crate) dead_consumers_evicted: AtomicU64,
+    /// Pid of a process that found the producer dead and is reclaiming the name (0: none). Written before
+    /// it takes the stale producer lock, so that a process that then finds the lock held knows it is a
+    /// reclaimer's, not a live producer's.
+    pub(crate) reclaimer_pid: AtomicU32,
 }
 
 /// Slot states in the consumer table. A slot's state and generation share one 64-bit *ownership word*
@@ -1018,22 +1023,42 @@ fn reclaim_stale(name: &str) -> io::Result<Reclaim> {
     } else {
         return Ok(Reclaim::Foreign); // too small to be ours
     };
-    let (stamp, magic) = probe.as_ref().map_or((ProcessStamp::default(), [0; 8]), |probe| {
+    let lifecycle = probe.as_ref().map(|probe| {
         // SAFETY: the probe maps CONSUMERS_OFFSET bytes, which hold the header and the producer region.
-        unsafe { probe_identity(probe) }
+        unsafe { probe_lifecycle(probe) }
+    });
+    let stamp = lifecycle.map_or(ProcessStamp::default(), |lifecycle| ProcessStamp {
+        pid: lifecycle.owner.pid.load(Ordering::Acquire),
+        start_time: lifecycle.owner.start_time.load(Ordering::Acquire),
+    });
+    let magic = probe.as_ref().map_or([0; 8], |probe| {
+        // SAFETY: the magic is the first 8 bytes of the probe, read by value, volatile because another
+        // process may be writing them.
+        unsafe { probe.base().as_ptr().cast::<[u8; 8]>().read_volatile() }
     });
     if magic != MAGIC && magic != [0; 8] {
         return Ok(Reclaim::Foreign);
     }
     let byte = lock_byte(Endpoint::Producer);
     if liveness::is_held(object.as_fd(), byte, stamp)? {
+        let being_reclaimed =
+            lifecycle.is_some_and(|lifecycle| lifecycle.reclaimer_pid.load(Ordering::Acquire) != 0);
         return Ok(match stamp.pid {
+            _ if being_reclaimed => Reclaim::Busy,
             0 => Reclaim::Starting,
             pid => Reclaim::Live { pid },
         });
     }
-    // Take the stale object's lock, so that its creator (if it is only starting) or a second reclaimer
-    // cannot also go on with it; keep it until the name is gone.
+    // Mark the object as being reclaimed before taking its lock: whoever then finds the lock held knows
+    // it is ours, not a live producer's. (A live producer's object is never marked: its creator takes the
+    // lock before sizing it, and an object is marked only once sized and unlocked, so its creator died.)
+    if let Some(lifecycle) = lifecycle {
+        lifecycle
+            .reclaimer_pid
+            .store(std::process::id(), Ordering::Release);
+    }
+    // Take the stale object's lock, so that a second reclaimer cannot also go on with it; keep it until
+    // the name is gone.
     if !liveness::hold(object.as_fd(), byte)? {
         return Ok(Reclaim::Busy);
     }
@@ -1053,24 +1078,22 @@ fn reclaim_stale(name: &str) -> io::Result<Reclaim> {
     }
 }
 
-/// The producer's recorded stamp and the magic bytes of a segment-sized object.
+/// The producer region's lifecycle line of a segment-sized object.
 ///
 /// # Safety
 /// `probe` must map at least `CONSUMERS_OFFSET` bytes from a page-aligned base.
-unsafe fn probe_identity(probe: &Mapping) -> (ProcessStamp, [u8; 8]) {
-    let base = probe.base().as_ptr();
+unsafe fn probe_lifecycle(probe: &Mapping) -> &Lifecycle {
     // SAFETY: per the contract, the producer region lies inside the mapping, 128-aligned; its words are
-    // only ever accessed atomically; any bits are valid atomics.
-    let region = unsafe { &*base.add(PRODUCER_OFFSET as usize).cast::<ProducerRegion>() };
-    let owner = &region.lifecycle.0.owner;
-    let stamp = ProcessStamp {
-        pid: owner.pid.load(Ordering::Acquire),
-        start_time: owner.start_time.load(Ordering::Acquire),
-    };
-    // SAFETY: the magic is the first 8 bytes of the mapping; read by value, volatile because another
-    // process may be writing it.
-    let magic = unsafe { base.cast::<[u8; 8]>().read_volatile() };
-    (stamp, magic)
+    // only ever accessed atomically, and any bits are valid atomics.
+    unsafe {
+        &(*probe
+            .base()
+            .as_ptr()
+            .add(PRODUCER_OFFSET as usize)
+            .cast::<ProducerRegion>())
+        .lifecycle
+        .0
+    }
 }
 
 /// An endpoint of a ring, as far as liveness is concerned.
