@@ -251,3 +251,331 @@ impl CheckedEvent {
         *self == CheckedEvent::new(self.sequence)
     }
 }
+
+/// The checksum [`StreamCheck`] computes over `count` events from sequence `first`, whose payloads were
+/// built with `CheckedEvent::new(offset + sequence)`.
+pub fn expected_checksum(first: u64, count: u64, offset: u64) -> u64 {
+    (offset + first..offset + first + count).fold(0, fold_checksum)
+}
+
+/// Verifies the events one consumer reads: each arrives at the next sequence, starting at `first`, and is
+/// exactly `CheckedEvent::new(offset + sequence)` (intact, neither stale nor from another ring). Keeps the
+/// first failure and an order-sensitive checksum.
+#[derive(Debug, Clone)]
+pub struct StreamCheck {
+    offset: u64,
+    first: u64,
+    next: u64,
+    checksum: u64,
+    failure: Option<String>,
+}
+
+impl StreamCheck {
+    /// A check for a stream that starts at sequence `first`, of events built from their own sequence.
+    pub fn new(first: u64) -> StreamCheck {
+        StreamCheck::with_offset(first, 0)
+    }
+
+    /// A check for a stream that starts at `first`, of events built from `offset + sequence` (so that the
+    /// events of two rings under one name cannot be mistaken for each other).
+    pub fn with_offset(first: u64, offset: u64) -> StreamCheck {
+        StreamCheck {
+            offset,
+            first,
+            next: first,
+            checksum: 0,
+            failure: None,
+        }
+    }
+
+    /// Records `event`, read at ring sequence `sequence`.
+    pub fn observe(&mut self, event: &CheckedEvent, sequence: u64) {
+        if self.failure.is_none()
+            && (sequence != self.next
+                || event.sequence != self.offset + sequence
+                || !event.is_intact())
+        {
+            self.failure = Some(format!(
+                "expected sequence {} (payload {}), read sequence {sequence} holding {event:?} (intact: {})",
+                self.next,
+                self.offset + self.next,
+                event.is_intact()
+            ));
+        }
+        self.checksum = fold_checksum(self.checksum, event.sequence);
+        self.next = sequence + 1;
+    }
+
+    /// The sequence the stream started at.
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// The sequence expected next (one past the last event observed).
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Events observed.
+    pub fn count(&self) -> u64 {
+        self.next - self.first
+    }
+
+    /// The first failure, if any.
+    pub fn result(&self) -> Result<(), String> {
+        match &self.failure {
+            Some(failure) => Err(failure.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// `first count checksum`, the report a consumer child sends its parent; compare with
+    /// [`StreamCheck::expected_report`].
+    pub fn report(&self) -> String {
+        format!("{} {} {}", self.first, self.count(), self.checksum)
+    }
+
+    /// The report of a stream that received exactly `count` events from `first`, built with `offset`.
+    pub fn expected_report(first: u64, count: u64, offset: u64) -> String {
+        format!(
+            "{first} {count} {}",
+            expected_checksum(first, count, offset)
+        )
+    }
+}
+
+/// Reads `consumer` in batches, verifying every event with `check`, until a read fails; returns that
+/// terminal error ([`Closed`](disruptor_mp::ConsumeError::Closed),
+/// [`ProducerGone`](disruptor_mp::ConsumeError::ProducerGone), or `Timeout` after `stall` without an
+/// event). Returns `Err` as soon as an event fails the check.
+pub fn read_until_error(
+    consumer: &mut disruptor_mp::SharedConsumer<CheckedEvent>,
+    check: &mut StreamCheck,
+    max_batch: usize,
+    stall: Duration,
+) -> Result<disruptor_mp::ConsumeError, String> {
+    loop {
+        match consumer.consume_batch_timeout(max_batch, stall, |event, sequence, _| {
+            check.observe(event, sequence)
+        }) {
+            Ok(_) => check.result()?,
+            Err(error) => return Ok(error),
+        }
+    }
+}
+
+/// Seeded pseudo-random numbers (SplitMix64) for tests that vary where and when things happen. The seed
+/// comes from [`TestRng::SEED_ENV`] when set, else from the clock, and is printed, so a failing run can be
+/// repeated exactly.
+#[derive(Debug, Clone)]
+pub struct TestRng {
+    state: u64,
+}
+
+impl TestRng {
+    /// Environment variable that fixes the seed.
+    pub const SEED_ENV: &'static str = "DMP_TEST_SEED";
+
+    /// A generator with this seed.
+    pub fn seeded(seed: u64) -> TestRng {
+        TestRng { state: seed }
+    }
+
+    /// A generator seeded from [`TestRng::SEED_ENV`], or from the clock; prints the seed with `label`.
+    pub fn from_env_or_clock(label: &str) -> TestRng {
+        let seed = match std::env::var(Self::SEED_ENV) {
+            Ok(value) => value
+                .parse()
+                .unwrap_or_else(|_| panic!("{}={value:?} is not a u64", Self::SEED_ENV)),
+            Err(_) => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                nanos ^ u64::from(std::process::id()).rotate_left(32)
+            }
+        };
+        println!(
+            "{label}: seed {seed} (set {}={seed} to repeat)",
+            Self::SEED_ENV
+        );
+        TestRng::seeded(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `low..high` (`high > low`).
+    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+        assert!(high > low, "empty range {low}..{high}");
+        low + ((u128::from(self.next_u64()) * u128::from(high - low)) >> 64) as u64
+    }
+
+    /// A number in `1..=max` whose order of magnitude is uniform, so that small and large values are
+    /// both common.
+    pub fn log_uniform(&mut self, max: u64) -> u64 {
+        let bits = 64 - max.leading_zeros() as u64;
+        let limit = (1u64 << self.between(0, bits)).saturating_mul(2).min(max);
+        self.between(1, limit + 1)
+    }
+}
+
+/// A one-shot message from a child process to its parent through a file: the child
+/// [`raise`](SignalFile::raise)s it (atomically: the file appears with its whole content), the parent
+/// [`wait`](SignalFile::wait_for)s for it. A child's stdout only reaches the parent when the child exits,
+/// which a child that is about to be killed never does. The file is removed on drop.
+#[derive(Debug)]
+pub struct SignalFile {
+    path: std::path::PathBuf,
+}
+
+impl SignalFile {
+    /// A new, not yet raised signal with a unique path in the temporary directory.
+    pub fn new(label: &str) -> SignalFile {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "dmp-signal-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&path);
+        SignalFile { path }
+    }
+
+    /// The path to hand to the child.
+    pub fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Raises the signal at `path` with `message` (in the child).
+    pub fn raise(path: &str, message: &str) -> io::Result<()> {
+        let partial = format!("{path}.partial");
+        std::fs::write(&partial, message)?;
+        std::fs::rename(&partial, path)
+    }
+
+    /// Waits at most `timeout` for `child` to raise the signal; returns its message and lowers the signal
+    /// again (so it can be reused). Fails at once if the child exits without raising it.
+    pub fn wait_for(&self, child: &mut ChildProcess, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(message) = std::fs::read_to_string(&self.path) {
+                let _ = std::fs::remove_file(&self.path);
+                return Ok(message);
+            }
+            if !child.is_running() {
+                return Err(format!(
+                    "child {} (pid {}) exited without raising {}",
+                    child.role,
+                    child.id(),
+                    self.path.display()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "child {} (pid {}) did not raise {} within {timeout:?}",
+                    child.role,
+                    child.id(),
+                    self.path.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+}
+
+impl Drop for SignalFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(format!("{}.partial", self.path.display()));
+    }
+}
+
+/// White-box access to a segment through the file Linux keeps for it (`/dev/shm/NAME`), and a guard that
+/// removes that file on drop, so that a test leaves nothing behind even when a producer it killed could
+/// not remove its segment, or when the test fails.
+///
+/// The offsets are those of the segment format (see `disruptor_mp::segment`): the producer's `published`
+/// count, and the consumer table, whose slot `i` starts with its committed cursor. Reads go through the
+/// file, not a mapping; reading the object never takes or drops a liveness lock (those are OFD locks, held
+/// per open file description, which closing another descriptor leaves alone).
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub struct SegmentFile {
+    path: std::path::PathBuf,
+}
+
+#[cfg(target_os = "linux")]
+impl SegmentFile {
+    /// Offset of the producer's `published` count (a native-endian `u64`).
+    pub const PUBLISHED_OFFSET: u64 = 12288;
+    /// Offset of the consumer table.
+    pub const CONSUMER_TABLE_OFFSET: u64 = 12928;
+    /// Size of one consumer slot; its committed cursor is the slot's first `u64`.
+    pub const CONSUMER_SLOT_LEN: u64 = 256;
+
+    /// The file of segment `name` (with or without its leading slash); removed when this drops.
+    pub fn new(name: &str) -> SegmentFile {
+        SegmentFile {
+            path: std::path::PathBuf::from(format!("/dev/shm/{}", name.trim_start_matches('/'))),
+        }
+    }
+
+    /// Whether the segment's name exists.
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
+    /// The producer's `published` count: events published so far.
+    pub fn published(&self) -> io::Result<u64> {
+        self.read_u64(Self::PUBLISHED_OFFSET)
+    }
+
+    /// The committed cursor of consumer table slot `slot`: events that consumer has consumed.
+    pub fn consumer_cursor(&self, slot: usize) -> io::Result<u64> {
+        self.read_u64(Self::CONSUMER_TABLE_OFFSET + Self::CONSUMER_SLOT_LEN * slot as u64)
+    }
+
+    fn read_u64(&self, offset: u64) -> io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = [0u8; 8];
+        std::fs::File::open(&self.path)?.read_exact_at(&mut bytes, offset)?;
+        Ok(u64::from_ne_bytes(bytes))
+    }
+
+    /// Polls until `condition` holds on this segment, at most `timeout`; the error says what was last
+    /// seen.
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut condition: impl FnMut(&SegmentFile) -> io::Result<bool>,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = condition(self);
+            if let Ok(true) = last {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} never satisfied {what:?} within {timeout:?} (last: {last:?})",
+                    self.path.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for SegmentFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
