@@ -7,7 +7,8 @@
 
 use std::io::{self, Read};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -577,5 +578,86 @@ impl SegmentFile {
 impl Drop for SegmentFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A producer publishing `CheckedEvent::new(s)` for `s` in `0..events` with plain, unbounded `publish`
+/// on its own thread, so that a test can watch its progress, kill consumers under it, and fail (the
+/// watchdog in [`finish`](Self::finish)) instead of hanging if it never finishes.
+#[derive(Debug)]
+pub struct BackgroundPublisher {
+    progress: Arc<AtomicU64>,
+    done: mpsc::Receiver<Result<Published, String>>,
+}
+
+/// What a [`BackgroundPublisher`] hands back when it is done.
+#[derive(Debug)]
+pub struct Published {
+    /// The producer, still open (its ring closes when it drops).
+    pub producer: disruptor_mp::SharedProducer<CheckedEvent>,
+    /// The longest single `publish` call: how long the producer stalled at worst.
+    pub max_stall: Duration,
+}
+
+impl BackgroundPublisher {
+    /// Starts publishing `events` events through `producer`.
+    pub fn spawn(
+        mut producer: disruptor_mp::SharedProducer<CheckedEvent>,
+        events: u64,
+    ) -> BackgroundPublisher {
+        let progress = Arc::new(AtomicU64::new(0));
+        let (sender, done) = mpsc::channel();
+        let shared = Arc::clone(&progress);
+        std::thread::spawn(move || {
+            let mut max_stall = Duration::ZERO;
+            for sequence in 0..events {
+                let start = Instant::now();
+                if let Err(error) = producer.publish(CheckedEvent::new(sequence)) {
+                    let _ = sender.send(Err(format!("publish {sequence}: {error}")));
+                    return;
+                }
+                max_stall = max_stall.max(start.elapsed());
+                shared.store(sequence + 1, Ordering::Release);
+            }
+            let _ = sender.send(Ok(Published {
+                producer,
+                max_stall,
+            }));
+        });
+        BackgroundPublisher { progress, done }
+    }
+
+    /// Events published so far.
+    pub fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Acquire)
+    }
+
+    /// Waits at most `timeout` until at least `at_least` events are published.
+    pub fn wait_progress(&self, at_least: u64, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while self.progress() < at_least {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the producer published only {} of {at_least} events within {timeout:?}",
+                    self.progress()
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        Ok(())
+    }
+
+    /// Waits for the publisher to finish; panics if a publish failed, or (the watchdog) if it has not
+    /// finished within `watchdog`. A publisher that never finishes stays blocked on its thread.
+    pub fn finish(self, watchdog: Duration) -> Published {
+        match self.done.recv_timeout(watchdog) {
+            Ok(Ok(published)) => published,
+            Ok(Err(error)) => panic!("{error}"),
+            Err(_) => panic!(
+                "watchdog: publishing did not finish within {watchdog:?} (stuck after {} events): the \
+                 producer waits for a consumer that will never read",
+                self.progress()
+            ),
+        }
     }
 }

@@ -13,14 +13,12 @@
 
 use disruptor_mp::{
     attach_shared_consumer, build_shared_single_producer, AttachError, ConsumeError,
-    CoordinationMode, CreateError, SharedConsumer, SharedProducer,
+    CoordinationMode, CreateError, SharedConsumer,
 };
 use disruptor_mp_suite::{
-    child_arg, dispatch_child_role, read_until_error, unique_segment_name, CheckedEvent,
-    ChildProcess, SegmentFile, SignalFile, StreamCheck, TestRng,
+    child_arg, dispatch_child_role, read_until_error, unique_segment_name, BackgroundPublisher,
+    CheckedEvent, ChildProcess, SegmentFile, SignalFile, StreamCheck, TestRng,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 const SEGMENT: &str = "DMP_SEGMENT";
@@ -351,83 +349,6 @@ fn assert_running(child: &mut ChildProcess, context: &str) {
     );
 }
 
-/// A producer publishing `0..events` with plain, unbounded `publish` on its own thread, so that the test
-/// can watch its progress and fail (instead of hanging) if it never finishes.
-struct Publisher {
-    progress: Arc<AtomicU64>,
-    done: mpsc::Receiver<Published>,
-}
-
-/// What a [`Publisher`] hands back: its producer, the longest single `publish`, and any error.
-struct Published {
-    producer: SharedProducer<CheckedEvent>,
-    max_stall: Duration,
-    error: Option<String>,
-}
-
-impl Publisher {
-    fn spawn(mut producer: SharedProducer<CheckedEvent>, events: u64) -> Publisher {
-        let progress = Arc::new(AtomicU64::new(0));
-        let (sender, done) = mpsc::channel();
-        let shared = Arc::clone(&progress);
-        std::thread::spawn(move || {
-            let (mut max_stall, mut error) = (Duration::ZERO, None);
-            for sequence in 0..events {
-                let start = Instant::now();
-                if let Err(e) = producer.publish(CheckedEvent::new(sequence)) {
-                    error = Some(format!("publish {sequence}: {e}"));
-                    break;
-                }
-                max_stall = max_stall.max(start.elapsed());
-                shared.store(sequence + 1, Ordering::Release);
-            }
-            let _ = sender.send(Published {
-                producer,
-                max_stall,
-                error,
-            });
-        });
-        Publisher { progress, done }
-    }
-
-    fn progress(&self) -> u64 {
-        self.progress.load(Ordering::Acquire)
-    }
-
-    fn wait_progress(&self, at_least: u64, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        while self.progress() < at_least {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "the producer published only {} of {at_least} events within {timeout:?}",
-                    self.progress()
-                ));
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        Ok(())
-    }
-
-    /// Waits for the publisher to finish; panics (the watchdog) if it has not within `watchdog`. A
-    /// publisher that never finishes stays blocked on its thread; the segment guard still removes the
-    /// segment.
-    fn finish(self, watchdog: Duration) -> Published {
-        match self.done.recv_timeout(watchdog) {
-            Ok(published) => {
-                if let Some(error) = &published.error {
-                    panic!("{error}");
-                }
-                published
-            }
-            Err(_) => panic!(
-                "watchdog: publish did not finish within {watchdog:?} (stuck at {}): the producer waits \
-                 for a dead consumer",
-                self.progress()
-            ),
-        }
-    }
-}
-
 fn millis(nanos: u64) -> f64 {
     nanos as f64 / 1e6
 }
@@ -596,7 +517,7 @@ fn a_killed_anonymous_consumer_stops_gating_and_its_siblings_lose_nothing() {
             })
             .collect();
         producer.wait_for_consumers(consumers, STALL).unwrap();
-        let publisher = Publisher::spawn(producer, events);
+        let publisher = BackgroundPublisher::spawn(producer, events);
         publisher
             .wait_progress(kill_at, STALL)
             .unwrap_or_else(|e| panic!("{context}: {e}"));
@@ -657,7 +578,7 @@ fn kill_a_consumer_that_holds_events(mode: &str) {
         &[(SEGMENT, name.clone()), (OFFSET, "0".to_string())],
     );
     producer.wait_for_consumers(2, STALL).unwrap();
-    let publisher = Publisher::spawn(producer, EVENTS);
+    let publisher = BackgroundPublisher::spawn(producer, EVENTS);
     let message = signal.wait_for(&mut victim, STALL).unwrap();
     let [committed, slot] = message
         .split_whitespace()
