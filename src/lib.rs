@@ -587,6 +587,7 @@ impl Drop for SegmentFile {
 #[derive(Debug)]
 pub struct BackgroundPublisher {
     progress: Arc<AtomicU64>,
+    limit: Arc<AtomicU64>,
     done: mpsc::Receiver<Result<Published, String>>,
 }
 
@@ -595,41 +596,56 @@ pub struct BackgroundPublisher {
 pub struct Published {
     /// The producer, still open (its ring closes when it drops).
     pub producer: disruptor_mp::SharedProducer<CheckedEvent>,
+    /// Events published.
+    pub events: u64,
     /// The longest single `publish` call: how long the producer stalled at worst.
     pub max_stall: Duration,
 }
 
 impl BackgroundPublisher {
-    /// Starts publishing `events` events through `producer`.
+    /// Starts publishing `events` events through `producer` (`u64::MAX`: until [`stop`](Self::stop)).
     pub fn spawn(
         mut producer: disruptor_mp::SharedProducer<CheckedEvent>,
         events: u64,
     ) -> BackgroundPublisher {
         let progress = Arc::new(AtomicU64::new(0));
+        let limit = Arc::new(AtomicU64::new(events));
         let (sender, done) = mpsc::channel();
-        let shared = Arc::clone(&progress);
+        let (shared_progress, shared_limit) = (Arc::clone(&progress), Arc::clone(&limit));
         std::thread::spawn(move || {
             let mut max_stall = Duration::ZERO;
-            for sequence in 0..events {
+            let mut sequence = 0;
+            while sequence < shared_limit.load(Ordering::Relaxed) {
                 let start = Instant::now();
                 if let Err(error) = producer.publish(CheckedEvent::new(sequence)) {
                     let _ = sender.send(Err(format!("publish {sequence}: {error}")));
                     return;
                 }
                 max_stall = max_stall.max(start.elapsed());
-                shared.store(sequence + 1, Ordering::Release);
+                sequence += 1;
+                shared_progress.store(sequence, Ordering::Release);
             }
             let _ = sender.send(Ok(Published {
                 producer,
+                events: sequence,
                 max_stall,
             }));
         });
-        BackgroundPublisher { progress, done }
+        BackgroundPublisher {
+            progress,
+            limit,
+            done,
+        }
     }
 
     /// Events published so far.
     pub fn progress(&self) -> u64 {
         self.progress.load(Ordering::Acquire)
+    }
+
+    /// Asks the publisher to stop after the publish in progress.
+    pub fn stop(&self) {
+        self.limit.store(0, Ordering::Relaxed);
     }
 
     /// Waits at most `timeout` until at least `at_least` events are published.
