@@ -8,7 +8,8 @@
 //! in different processes; PID namespaces are Linux's too. So this file is Linux-only.
 //!
 //! Kill points come from a seeded generator whose seed is printed (`DMP_TEST_SEED` repeats a run); the
-//! measured figures are printed too (`cargo test --test crash -- --nocapture` shows them).
+//! measured figures are printed too (`cargo test --test crash -- --nocapture` shows them;
+//! `DMP_VERBOSE=1` adds each detection latency).
 #![cfg(target_os = "linux")]
 
 use disruptor_mp::{
@@ -864,10 +865,11 @@ fn consumers_killed_at_any_point_of_their_life_never_leak_a_slot_or_stall_the_pr
 /// A dead consumer's slot taken over by a new consumer's attach (the table was full, so the attach
 /// swept it) stops gating the producer because its process died: the producer's `evicted_consumers`
 /// (documented as "consumers the producer stopped waiting for because their process died, over its
-/// life") should count it. Fails: the sweep done by the attach is counted nowhere.
+/// life") should count it. Fails: `claim_slot` sweeps with `registry::sweep_dead`, whose count only
+/// the producer's own sweeps (`ProducerRing::sweep_dead_consumers`) add to `evicted_consumers`.
 #[test]
 #[ignore = "library bug: a dead consumer freed by another consumer's attach sweep is never counted in \
-            evicted_consumers / stats().evicted_consumers; see the crash-tests report"]
+            evicted_consumers / stats().evicted_consumers"]
 fn a_dead_consumer_swept_by_a_new_consumers_attach_counts_as_evicted() {
     let name = unique_segment_name("attach-sweep");
     let _segment = SegmentFile::new(&name);
@@ -1001,11 +1003,19 @@ fn concurrent_reclaimers_of_a_dead_producers_name_each_win_or_are_refused() {
     }
 }
 
-/// DESIGN §11: between reclaimers, "only one O_EXCL create wins". Fails: two reclaimers both get a
-/// producer, and one of them holds a ring whose name the other removed (no consumer can ever reach it).
+/// DESIGN §11: between reclaimers, "only one O_EXCL create wins". Fails in most runs: two reclaimers
+/// both get a producer, and one of them holds a ring whose name the other removed, so no consumer can
+/// ever reach it (its `reachable` is false).
+///
+/// How (`segment.rs`, `claim_name` / `reclaim_stale`): reclaimers A and B both find the name taken by
+/// the dead producer's object O and both open O. A takes O's free producer lock, unlinks the name,
+/// returns (closing O, which drops the lock) and creates its new object X under the name. B, which
+/// opened O before A's unlink, now finds O's lock free, takes it, and unlinks *the name* — which by
+/// now leads to X. B then creates Y and wins as well; A goes on with X, nameless. `reclaim_stale`
+/// checks one object and unlinks whatever the name leads to when it calls `shm_unlink`.
 #[test]
-#[ignore = "library bug: reclaim_stale unlinks the name after checking a different object, so two \
-            concurrent reclaimers can both win (one producer orphaned); see the crash-tests report"]
+#[ignore = "library bug: concurrent reclaimers can both win, one producer left with an unreachable \
+            ring (reclaim_stale unlinks the name after checking another object)"]
 fn concurrent_reclaimers_of_a_dead_producers_name_elect_exactly_one() {
     let rounds = reclaim_race(30, 8);
     let doubles: Vec<_> = rounds
@@ -1016,11 +1026,14 @@ fn concurrent_reclaimers_of_a_dead_producers_name_elect_exactly_one() {
     assert!(doubles.is_empty(), "{doubles:#?}");
 }
 
-/// DESIGN §11: "the loser reports AlreadyExists with the winner's pid". Fails: losers are told the
-/// *dead* producer's pid (as alive), or no pid at all.
+/// DESIGN §11: "the loser reports AlreadyExists with the winner's pid". Fails reliably: losers are
+/// told the *dead* producer's pid, as if it were alive (a loser that opened the dead object while
+/// another reclaimer held its producer lock to unlink it reads the lock as held, and the dead
+/// producer's recorded pid), or no pid at all (e.g. a loser that looked at the winner's new object
+/// before the winner recorded its pid there).
 #[test]
-#[ignore = "library bug: a reclaim-race loser's AlreadyExists names the dead producer's pid (or none) \
-            instead of the winner's; see the crash-tests report"]
+#[ignore = "library bug: a reclaim-race loser's AlreadyExists names the dead producer's pid as alive \
+            (or no pid) instead of the winner's"]
 fn losers_of_a_reclaim_race_are_told_the_winners_pid() {
     let rounds = reclaim_race(10, 5);
     let misnamed: Vec<String> = rounds
