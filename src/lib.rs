@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -588,6 +588,7 @@ impl Drop for SegmentFile {
 pub struct BackgroundPublisher {
     progress: Arc<AtomicU64>,
     limit: Arc<AtomicU64>,
+    resumed: Arc<AtomicBool>,
     done: mpsc::Receiver<Result<Published, String>>,
 }
 
@@ -605,17 +606,38 @@ pub struct Published {
 impl BackgroundPublisher {
     /// Starts publishing `events` events through `producer` (`u64::MAX`: until [`stop`](Self::stop)).
     pub fn spawn(
+        producer: disruptor_mp::SharedProducer<CheckedEvent>,
+        events: u64,
+    ) -> BackgroundPublisher {
+        Self::spawn_with_pause(producer, events, u64::MAX)
+    }
+
+    /// Like [`spawn`](Self::spawn), but stops once `pause_at` events are published, until
+    /// [`resume`](Self::resume): so that a test can, say, kill a consumer and be sure the producer still
+    /// has to get past it.
+    pub fn spawn_with_pause(
         mut producer: disruptor_mp::SharedProducer<CheckedEvent>,
         events: u64,
+        pause_at: u64,
     ) -> BackgroundPublisher {
         let progress = Arc::new(AtomicU64::new(0));
         let limit = Arc::new(AtomicU64::new(events));
+        let resumed = Arc::new(AtomicBool::new(false));
         let (sender, done) = mpsc::channel();
-        let (shared_progress, shared_limit) = (Arc::clone(&progress), Arc::clone(&limit));
+        let (shared_progress, shared_limit, shared_resumed) = (
+            Arc::clone(&progress),
+            Arc::clone(&limit),
+            Arc::clone(&resumed),
+        );
         std::thread::spawn(move || {
             let mut max_stall = Duration::ZERO;
             let mut sequence = 0;
             while sequence < shared_limit.load(Ordering::Relaxed) {
+                if sequence == pause_at {
+                    while !shared_resumed.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }
                 let start = Instant::now();
                 if let Err(error) = producer.publish(CheckedEvent::new(sequence)) {
                     let _ = sender.send(Err(format!("publish {sequence}: {error}")));
@@ -634,8 +656,14 @@ impl BackgroundPublisher {
         BackgroundPublisher {
             progress,
             limit,
+            resumed,
             done,
         }
+    }
+
+    /// Lets a publisher started with [`spawn_with_pause`](Self::spawn_with_pause) go on.
+    pub fn resume(&self) {
+        self.resumed.store(true, Ordering::Release);
     }
 
     /// Events published so far.
@@ -643,9 +671,10 @@ impl BackgroundPublisher {
         self.progress.load(Ordering::Acquire)
     }
 
-    /// Asks the publisher to stop after the publish in progress.
+    /// Asks the publisher to stop after the publish in progress (and resumes it if paused).
     pub fn stop(&self) {
         self.limit.store(0, Ordering::Relaxed);
+        self.resume();
     }
 
     /// Waits at most `timeout` until at least `at_least` events are published.
