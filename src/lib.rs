@@ -7,7 +7,8 @@
 
 use std::io::{self, Read};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -249,5 +250,459 @@ impl CheckedEvent {
     /// Whether this is exactly the event `new(self.sequence)` builds.
     pub fn is_intact(&self) -> bool {
         *self == CheckedEvent::new(self.sequence)
+    }
+}
+
+/// The checksum [`StreamCheck`] computes over `count` events from sequence `first`, whose payloads were
+/// built with `CheckedEvent::new(offset + sequence)`.
+pub fn expected_checksum(first: u64, count: u64, offset: u64) -> u64 {
+    (offset + first..offset + first + count).fold(0, fold_checksum)
+}
+
+/// Verifies the events one consumer reads: each arrives at the next sequence, starting at `first`, and is
+/// exactly `CheckedEvent::new(offset + sequence)` (intact, neither stale nor from another ring). Keeps the
+/// first failure and an order-sensitive checksum.
+#[derive(Debug, Clone)]
+pub struct StreamCheck {
+    offset: u64,
+    first: u64,
+    next: u64,
+    checksum: u64,
+    failure: Option<String>,
+}
+
+impl StreamCheck {
+    /// A check for a stream that starts at sequence `first`, of events built from their own sequence.
+    pub fn new(first: u64) -> StreamCheck {
+        StreamCheck::with_offset(first, 0)
+    }
+
+    /// A check for a stream that starts at `first`, of events built from `offset + sequence` (so that the
+    /// events of two rings under one name cannot be mistaken for each other).
+    pub fn with_offset(first: u64, offset: u64) -> StreamCheck {
+        StreamCheck {
+            offset,
+            first,
+            next: first,
+            checksum: 0,
+            failure: None,
+        }
+    }
+
+    /// Records `event`, read at ring sequence `sequence`.
+    pub fn observe(&mut self, event: &CheckedEvent, sequence: u64) {
+        if self.failure.is_none()
+            && (sequence != self.next
+                || event.sequence != self.offset + sequence
+                || !event.is_intact())
+        {
+            self.failure = Some(format!(
+                "expected sequence {} (payload {}), read sequence {sequence} holding {event:?} (intact: {})",
+                self.next,
+                self.offset + self.next,
+                event.is_intact()
+            ));
+        }
+        self.checksum = fold_checksum(self.checksum, event.sequence);
+        self.next = sequence + 1;
+    }
+
+    /// The sequence the stream started at.
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// The sequence expected next (one past the last event observed).
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Events observed.
+    pub fn count(&self) -> u64 {
+        self.next - self.first
+    }
+
+    /// The first failure, if any.
+    pub fn result(&self) -> Result<(), String> {
+        match &self.failure {
+            Some(failure) => Err(failure.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// `first count checksum`, the report a consumer child sends its parent; compare with
+    /// [`StreamCheck::expected_report`].
+    pub fn report(&self) -> String {
+        format!("{} {} {}", self.first, self.count(), self.checksum)
+    }
+
+    /// The report of a stream that received exactly `count` events from `first`, built with `offset`.
+    pub fn expected_report(first: u64, count: u64, offset: u64) -> String {
+        format!(
+            "{first} {count} {}",
+            expected_checksum(first, count, offset)
+        )
+    }
+}
+
+/// Reads `consumer` in batches, verifying every event with `check`, until a read fails; returns that
+/// terminal error ([`Closed`](disruptor_mp::ConsumeError::Closed),
+/// [`ProducerGone`](disruptor_mp::ConsumeError::ProducerGone), or `Timeout` after `stall` without an
+/// event). Returns `Err` as soon as an event fails the check.
+pub fn read_until_error(
+    consumer: &mut disruptor_mp::SharedConsumer<CheckedEvent>,
+    check: &mut StreamCheck,
+    max_batch: usize,
+    stall: Duration,
+) -> Result<disruptor_mp::ConsumeError, String> {
+    loop {
+        match consumer.consume_batch_timeout(max_batch, stall, |event, sequence, _| {
+            check.observe(event, sequence)
+        }) {
+            Ok(_) => check.result()?,
+            Err(error) => return Ok(error),
+        }
+    }
+}
+
+/// Seeded pseudo-random numbers (SplitMix64) for tests that vary where and when things happen. The seed
+/// comes from [`TestRng::SEED_ENV`] when set, else from the clock, and is printed, so a failing run can be
+/// repeated exactly.
+#[derive(Debug, Clone)]
+pub struct TestRng {
+    state: u64,
+}
+
+impl TestRng {
+    /// Environment variable that fixes the seed.
+    pub const SEED_ENV: &'static str = "DMP_TEST_SEED";
+
+    /// A generator with this seed.
+    pub fn seeded(seed: u64) -> TestRng {
+        TestRng { state: seed }
+    }
+
+    /// A generator seeded from [`TestRng::SEED_ENV`], or from the clock; prints the seed with `label`.
+    pub fn from_env_or_clock(label: &str) -> TestRng {
+        let seed = match std::env::var(Self::SEED_ENV) {
+            Ok(value) => value
+                .parse()
+                .unwrap_or_else(|_| panic!("{}={value:?} is not a u64", Self::SEED_ENV)),
+            Err(_) => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                nanos ^ u64::from(std::process::id()).rotate_left(32)
+            }
+        };
+        println!(
+            "{label}: seed {seed} (set {}={seed} to repeat)",
+            Self::SEED_ENV
+        );
+        TestRng::seeded(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `low..high` (`high > low`).
+    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+        assert!(high > low, "empty range {low}..{high}");
+        low + ((u128::from(self.next_u64()) * u128::from(high - low)) >> 64) as u64
+    }
+
+    /// A number in `1..=max` whose order of magnitude is uniform, so that small and large values are
+    /// both common.
+    pub fn log_uniform(&mut self, max: u64) -> u64 {
+        let bits = 64 - max.leading_zeros() as u64;
+        let limit = (1u64 << self.between(0, bits)).saturating_mul(2).min(max);
+        self.between(1, limit + 1)
+    }
+}
+
+/// A one-shot message from a child process to its parent through a file: the child
+/// [`raise`](SignalFile::raise)s it (atomically: the file appears with its whole content), the parent
+/// [`wait`](SignalFile::wait_for)s for it. A child's stdout only reaches the parent when the child exits,
+/// which a child that is about to be killed never does. The file is removed on drop.
+#[derive(Debug)]
+pub struct SignalFile {
+    path: std::path::PathBuf,
+}
+
+impl SignalFile {
+    /// A new, not yet raised signal with a unique path in the temporary directory.
+    pub fn new(label: &str) -> SignalFile {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "dmp-signal-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&path);
+        SignalFile { path }
+    }
+
+    /// The path to hand to the child.
+    pub fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Raises the signal at `path` with `message` (in the child).
+    pub fn raise(path: &str, message: &str) -> io::Result<()> {
+        let partial = format!("{path}.partial");
+        std::fs::write(&partial, message)?;
+        std::fs::rename(&partial, path)
+    }
+
+    /// Waits at most `timeout` for `child` to raise the signal; returns its message and lowers the signal
+    /// again (so it can be reused). Fails at once if the child exits without raising it.
+    pub fn wait_for(&self, child: &mut ChildProcess, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(message) = std::fs::read_to_string(&self.path) {
+                let _ = std::fs::remove_file(&self.path);
+                return Ok(message);
+            }
+            if !child.is_running() {
+                return Err(format!(
+                    "child {} (pid {}) exited without raising {}",
+                    child.role,
+                    child.id(),
+                    self.path.display()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "child {} (pid {}) did not raise {} within {timeout:?}",
+                    child.role,
+                    child.id(),
+                    self.path.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+}
+
+impl Drop for SignalFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(format!("{}.partial", self.path.display()));
+    }
+}
+
+/// White-box access to a segment through the file Linux keeps for it (`/dev/shm/NAME`), and a guard that
+/// removes that file on drop, so that a test leaves nothing behind even when a producer it killed could
+/// not remove its segment, or when the test fails.
+///
+/// The offsets are those of the segment format (see `disruptor_mp::segment`): the producer's `published`
+/// count, and the consumer table, whose slot `i` starts with its committed cursor. Reads go through the
+/// file, not a mapping; reading the object never takes or drops a liveness lock (those are OFD locks, held
+/// per open file description, which closing another descriptor leaves alone).
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub struct SegmentFile {
+    path: std::path::PathBuf,
+}
+
+#[cfg(target_os = "linux")]
+impl SegmentFile {
+    /// Offset of the producer's `published` count (a native-endian `u64`).
+    pub const PUBLISHED_OFFSET: u64 = 12288;
+    /// Offset of the consumer table.
+    pub const CONSUMER_TABLE_OFFSET: u64 = 12928;
+    /// Size of one consumer slot; its committed cursor is the slot's first `u64`.
+    pub const CONSUMER_SLOT_LEN: u64 = 256;
+
+    /// The file of segment `name` (with or without its leading slash); removed when this drops.
+    pub fn new(name: &str) -> SegmentFile {
+        SegmentFile {
+            path: std::path::PathBuf::from(format!("/dev/shm/{}", name.trim_start_matches('/'))),
+        }
+    }
+
+    /// Whether the segment's name exists.
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
+    /// The producer's `published` count: events published so far.
+    pub fn published(&self) -> io::Result<u64> {
+        self.read_u64(Self::PUBLISHED_OFFSET)
+    }
+
+    /// The committed cursor of consumer table slot `slot`: events that consumer has consumed.
+    pub fn consumer_cursor(&self, slot: usize) -> io::Result<u64> {
+        self.read_u64(Self::CONSUMER_TABLE_OFFSET + Self::CONSUMER_SLOT_LEN * slot as u64)
+    }
+
+    fn read_u64(&self, offset: u64) -> io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = [0u8; 8];
+        std::fs::File::open(&self.path)?.read_exact_at(&mut bytes, offset)?;
+        Ok(u64::from_ne_bytes(bytes))
+    }
+
+    /// Polls until `condition` holds on this segment, at most `timeout`; the error says what was last
+    /// seen.
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut condition: impl FnMut(&SegmentFile) -> io::Result<bool>,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = condition(self);
+            if let Ok(true) = last {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} never satisfied {what:?} within {timeout:?} (last: {last:?})",
+                    self.path.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for SegmentFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A producer publishing `CheckedEvent::new(s)` for `s` in `0..events` with plain, unbounded `publish`
+/// on its own thread, so that a test can watch its progress, kill consumers under it, and fail (the
+/// watchdog in [`finish`](Self::finish)) instead of hanging if it never finishes.
+#[derive(Debug)]
+pub struct BackgroundPublisher {
+    progress: Arc<AtomicU64>,
+    limit: Arc<AtomicU64>,
+    resumed: Arc<AtomicBool>,
+    done: mpsc::Receiver<Result<Published, String>>,
+}
+
+/// What a [`BackgroundPublisher`] hands back when it is done.
+#[derive(Debug)]
+pub struct Published {
+    /// The producer, still open (its ring closes when it drops).
+    pub producer: disruptor_mp::SharedProducer<CheckedEvent>,
+    /// Events published.
+    pub events: u64,
+    /// The longest single `publish` call: how long the producer stalled at worst.
+    pub max_stall: Duration,
+}
+
+impl BackgroundPublisher {
+    /// Starts publishing `events` events through `producer` (`u64::MAX`: until [`stop`](Self::stop)).
+    pub fn spawn(
+        producer: disruptor_mp::SharedProducer<CheckedEvent>,
+        events: u64,
+    ) -> BackgroundPublisher {
+        Self::spawn_with_pause(producer, events, u64::MAX)
+    }
+
+    /// Like [`spawn`](Self::spawn), but stops once `pause_at` events are published, until
+    /// [`resume`](Self::resume): so that a test can, say, kill a consumer and be sure the producer still
+    /// has to get past it.
+    pub fn spawn_with_pause(
+        mut producer: disruptor_mp::SharedProducer<CheckedEvent>,
+        events: u64,
+        pause_at: u64,
+    ) -> BackgroundPublisher {
+        let progress = Arc::new(AtomicU64::new(0));
+        let limit = Arc::new(AtomicU64::new(events));
+        let resumed = Arc::new(AtomicBool::new(false));
+        let (sender, done) = mpsc::channel();
+        let (shared_progress, shared_limit, shared_resumed) = (
+            Arc::clone(&progress),
+            Arc::clone(&limit),
+            Arc::clone(&resumed),
+        );
+        std::thread::spawn(move || {
+            let mut max_stall = Duration::ZERO;
+            let mut sequence = 0;
+            while sequence < shared_limit.load(Ordering::Relaxed) {
+                if sequence == pause_at {
+                    while !shared_resumed.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }
+                let start = Instant::now();
+                if let Err(error) = producer.publish(CheckedEvent::new(sequence)) {
+                    let _ = sender.send(Err(format!("publish {sequence}: {error}")));
+                    return;
+                }
+                max_stall = max_stall.max(start.elapsed());
+                sequence += 1;
+                shared_progress.store(sequence, Ordering::Release);
+            }
+            let _ = sender.send(Ok(Published {
+                producer,
+                events: sequence,
+                max_stall,
+            }));
+        });
+        BackgroundPublisher {
+            progress,
+            limit,
+            resumed,
+            done,
+        }
+    }
+
+    /// Lets a publisher started with [`spawn_with_pause`](Self::spawn_with_pause) go on.
+    pub fn resume(&self) {
+        self.resumed.store(true, Ordering::Release);
+    }
+
+    /// Events published so far.
+    pub fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Acquire)
+    }
+
+    /// Asks the publisher to stop after the publish in progress (and resumes it if paused).
+    pub fn stop(&self) {
+        self.limit.store(0, Ordering::Relaxed);
+        self.resume();
+    }
+
+    /// Waits at most `timeout` until at least `at_least` events are published.
+    pub fn wait_progress(&self, at_least: u64, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while self.progress() < at_least {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the producer published only {} of {at_least} events within {timeout:?}",
+                    self.progress()
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        Ok(())
+    }
+
+    /// Waits for the publisher to finish; panics if a publish failed, or (the watchdog) if it has not
+    /// finished within `watchdog`. A publisher that never finishes stays blocked on its thread.
+    pub fn finish(self, watchdog: Duration) -> Published {
+        match self.done.recv_timeout(watchdog) {
+            Ok(Ok(published)) => published,
+            Ok(Err(error)) => panic!("{error}"),
+            Err(_) => panic!(
+                "watchdog: publishing did not finish within {watchdog:?} (stuck after {} events): the \
+                 producer waits for a consumer that will never read",
+                self.progress()
+            ),
+        }
     }
 }
