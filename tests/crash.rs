@@ -873,8 +873,6 @@ fn consumers_killed_at_any_point_of_their_life_never_leak_a_slot_or_stall_the_pr
 /// life") should count it. Fails: `claim_slot` sweeps with `registry::sweep_dead`, whose count only
 /// the producer's own sweeps (`ProducerRing::sweep_dead_consumers`) add to `evicted_consumers`.
 #[test]
-#[ignore = "library bug: a dead consumer freed by another consumer's attach sweep is never counted in \
-            evicted_consumers / stats().evicted_consumers"]
 fn a_dead_consumer_swept_by_a_new_consumers_attach_counts_as_evicted() {
     let name = unique_segment_name("attach-sweep");
     let _segment = SegmentFile::new(&name);
@@ -1019,8 +1017,6 @@ fn concurrent_reclaimers_of_a_dead_producers_name_each_win_or_are_refused() {
 /// now leads to X. B then creates Y and wins as well; A goes on with X, nameless. `reclaim_stale`
 /// checks one object and unlinks whatever the name leads to when it calls `shm_unlink`.
 #[test]
-#[ignore = "library bug: concurrent reclaimers can both win, one producer left with an unreachable \
-            ring (reclaim_stale unlinks the name after checking another object)"]
 fn concurrent_reclaimers_of_a_dead_producers_name_elect_exactly_one() {
     let rounds = reclaim_race(30, 8);
     let doubles: Vec<_> = rounds
@@ -1037,8 +1033,6 @@ fn concurrent_reclaimers_of_a_dead_producers_name_elect_exactly_one() {
 /// producer's recorded pid), or no pid at all (e.g. a loser that looked at the winner's new object
 /// before the winner recorded its pid there).
 #[test]
-#[ignore = "library bug: a reclaim-race loser's AlreadyExists names the dead producer's pid as alive \
-            (or no pid) instead of the winner's"]
 fn losers_of_a_reclaim_race_are_told_the_winners_pid() {
     let rounds = reclaim_race(10, 5);
     let misnamed: Vec<String> = rounds

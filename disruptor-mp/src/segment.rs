@@ -941,12 +941,14 @@ const CLAIM_PATIENCE: Duration = Duration::from_millis(500);
 /// Creates the object `name` exclusively and takes its producer lock, reclaiming the name if a dead
 /// producer left it behind (see [`reclaim_stale`]).
 ///
-/// The producer lock of an object is what owns its name: the creator takes it right after `O_EXCL`, and a
-/// reclaimer takes the stale object's lock, and checks that the name still leads to that object, before
-/// removing the name. So two processes never both believe they own one object: if a reclaimer takes our
-/// fresh object's lock first (it looked stale: unsized, no header, unlocked), our `hold` fails, the
-/// reclaimer removes the name, and we try again against its new object, which is alive. A process that
-/// loses such a race is told the winner's pid, once the winner has recorded it.
+/// The producer lock of an object is what owns its name. The creator takes it right after `O_EXCL` and
+/// then checks that the name still leads to its object; a reclaimer takes the stale object's lock and
+/// checks the same before removing the name. Once a process holds an object's lock and has seen the name
+/// lead to it, nobody else can remove the name (that needs the lock), so exactly one process goes on
+/// with the name. If a reclaimer got to our fresh object first (it looked stale: unsized and unlocked),
+/// either our `hold` fails or the name no longer leads to our object, and we look again and find the
+/// reclaimer's new segment, alive. A process that loses such a race is told the winner's pid, once the
+/// winner has recorded it.
 fn claim_name(name: &str, mode: u32) -> Result<ShmObject, CreateError> {
     let os = |operation: &'static str, source: io::Error| CreateError::Os {
         name: name.to_string(),
@@ -964,10 +966,12 @@ fn claim_name(name: &str, mode: u32) -> Result<ShmObject, CreateError> {
             Ok(object) => {
                 if liveness::hold(object.as_fd(), lock_byte(Endpoint::Producer))
                     .map_err(|e| os("fcntl(F_OFD_SETLK)", e))?
+                    && names_object(name, &object).map_err(|e| os("shm_open", e))?
                 {
                     return Ok(object);
                 }
-                // A reclaimer took it first, and is removing it: look again.
+                // A reclaimer took it first (it is removing it), or took it, removed it and let go before
+                // our lock: either way the name is no longer ours. Look again.
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 match reclaim_stale(name).map_err(|e| os("reclaiming a stale segment", e))? {
@@ -985,6 +989,15 @@ fn claim_name(name: &str, mode: u32) -> Result<ShmObject, CreateError> {
             return Err(taken(None));
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Whether `name` leads to `object` now.
+fn names_object(name: &str, object: &ShmObject) -> io::Result<bool> {
+    match ShmObject::open(name) {
+        Ok(current) => current.same_object(object),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -1065,11 +1078,8 @@ fn reclaim_stale(name: &str) -> io::Result<Reclaim> {
     // The name may have moved on since we opened it: another reclaimer that held this lock before us
     // removed it and created a new segment under it. Remove the name only if it still leads to the object
     // whose lock we hold; nobody else can remove it while we hold that lock.
-    match ShmObject::open(name) {
-        Ok(current) if current.same_object(&object)? => {}
-        Ok(_) => return Ok(Reclaim::Busy),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Reclaim::Removed),
-        Err(e) => return Err(e),
+    if !names_object(name, &object)? {
+        return Ok(Reclaim::Busy);
     }
     match shm::unlink(name) {
         Ok(()) => Ok(Reclaim::Removed),
