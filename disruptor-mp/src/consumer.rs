@@ -283,8 +283,22 @@ impl<E: RingEvent> SharedConsumer<E> {
     /// about once per liveness interval, and the clock read only every so many empty polls.
     #[inline(always)]
     fn empty(&mut self) -> Result<(), ConsumeError> {
+        // The empty poll of a spinning consumer is its hot loop: a countdown, a flag and one load of a
+        // line that changes once in the ring's life; everything else is out of line.
+        let check_producer = self.liveness_pacer.poll();
+        if check_producer || self.ring.may_have_ended() {
+            self.why_empty(check_producer)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The slow side of [`empty`](Self::empty).
+    #[cold]
+    #[inline(never)]
+    fn why_empty(&mut self, check_producer: bool) -> Result<(), ConsumeError> {
         self.closed_or_evicted()?;
-        if self.liveness_pacer.poll() {
+        if check_producer {
             self.producer_gone()
         } else {
             Ok(())

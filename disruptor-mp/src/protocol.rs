@@ -107,8 +107,9 @@
 //! # Eviction by policy
 //!
 //! A live consumer is never simply dropped from gating, because it may be reading an event in place. The
-//! producer marks it EVICTING and keeps gating; the consumer sees that the next time it loads the
-//! published count and acknowledges with EVICTED (then reads nothing more); only then, or once its
+//! producer marks it EVICTING, keeps gating, and bumps an eviction notice on the published count's line;
+//! the consumer sees the notice the next time it loads the published count, finds its slot EVICTING and
+//! acknowledges with EVICTED (then reads nothing more); only then, or once its
 //! process is dead, does the producer stop gating. The [`required`](crate::required) module explains the
 //! policy that triggers it.
 //!

@@ -364,7 +364,7 @@ fn begin_join(segment: &Segment, claim: SlotClaim) {
     // the producer's position, so a refresh that sees it rarely has to wait for the start.
     slot.cursor
         .0
-        .store(producer.published.0.load(Ordering::Acquire), Ordering::Relaxed);
+        .store(producer.published.0.count.load(Ordering::Acquire), Ordering::Relaxed);
     // SeqCst (a release, among others): the producer that sees JOINING sees the provisional cursor.
     slot.ownership
         .store(owned.with_state(slot_state::JOINING).pack(), Ordering::SeqCst);
@@ -376,7 +376,7 @@ fn finish_join(segment: &Segment, claim: SlotClaim) -> u64 {
     let slot = segment.consumer_slot(claim.index);
     let producer = segment.producer_region();
     fence(Ordering::SeqCst);
-    let start = producer.published.0.load(Ordering::Acquire);
+    let start = producer.published.0.count.load(Ordering::Acquire);
     // Release: pairs with the producer's Acquire load of cursors in its gate refresh.
     slot.cursor.0.store(start, Ordering::Release);
     // Only now is the consumer attached: whoever counts it (`wait_for_consumers`) and then publishes,
@@ -481,6 +481,15 @@ pub(crate) fn evict(segment: &Segment, index: usize) -> Eviction {
             _ => current.with_state(slot_state::FREE),
         };
         if swap(segment, index, current, next) {
+            if next.state == slot_state::EVICTING {
+                // Release: a consumer that sees the bump sees its slot EVICTING.
+                segment
+                    .producer_region()
+                    .published
+                    .0
+                    .evictions
+                    .fetch_add(1, Ordering::Release);
+            }
             bump_membership(segment);
             return if next.state == slot_state::FREE {
                 Eviction::Done

@@ -29,11 +29,12 @@
 //! state per event. So the producer cannot simply stop gating on a live consumer: it might overwrite the
 //! event that consumer is reading. Eviction is therefore two-phase:
 //!
-//! - the producer marks the slot EVICTING and *keeps gating on it*;
-//! - the consumer checks its own slot each time it loads the published count afresh (one load of a line
-//!   only it and the producer's eviction touch), and before handing out any event from a new load; on
-//!   EVICTING it marks the slot EVICTED, drops its liveness lock and reports
-//!   [`ConsumeError::Evicted`](crate::ConsumeError::Evicted) from then on;
+//! - the producer marks the slot EVICTING and *keeps gating on it*, then bumps an eviction notice that
+//!   shares the line of the published count (Release);
+//! - each time a consumer loads the published count afresh, before handing out any event from the new
+//!   load, it also reads the notice, from the same line, so its read path touches nothing more; when the
+//!   notice moved, it looks at its own slot, and on EVICTING marks the slot EVICTED, drops its liveness
+//!   lock and reports [`ConsumeError::Evicted`](crate::ConsumeError::Evicted) from then on;
 //! - the producer stops gating when it sees EVICTED, or when the consumer's process is dead (a dead
 //!   process reads nothing).
 //!

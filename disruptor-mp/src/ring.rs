@@ -10,7 +10,7 @@
 
 use crate::event::RingEvent;
 use crate::registry::{self, GatingSet, SlotClaim};
-use crate::segment::{slot_state, Endpoint, Ownership, Segment};
+use crate::segment::{slot_state, Endpoint, Ownership, PublishedLine, Segment};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
@@ -150,6 +150,7 @@ impl<E: RingEvent> ProducerRing<E> {
             .producer_region()
             .published
             .0
+            .count
             .store(end, Ordering::Release);
     }
 
@@ -229,6 +230,8 @@ pub(crate) struct ConsumerRing<E> {
     owned_word: u64,
     /// Set once we acknowledged an eviction: nothing is readable any more.
     evicted: bool,
+    /// The eviction notice count last seen on the published line.
+    evictions_seen: u64,
     /// Next sequence to read (= the cursor once committed).
     next: u64,
     /// Cached `published`: sequences below it are readable.
@@ -251,6 +254,7 @@ impl<E: RingEvent> ConsumerRing<E> {
             }
             .pack(),
             evicted: false,
+            evictions_seen: 0,
             next: start,
             available: start,
         }
@@ -275,28 +279,29 @@ impl<E: RingEvent> ConsumerRing<E> {
     #[inline(always)]
     pub(crate) fn poll(&mut self) -> u64 {
         if self.next == self.available {
-            // Our own slot's line, which only the producer's eviction writes: one uncontended load per
-            // refresh. While it is unchanged (or EVICTING, until we acknowledge below) the producer gates
-            // on our cursor, so nothing we read can be overwritten.
-            let ownership = self
-                .segment
-                .consumer_slot(self.claim.index)
-                .ownership
-                .load(Ordering::Relaxed);
-            if ownership != self.owned_word {
-                self.acknowledge_eviction();
-                return 0;
+            // Acquire: pairs with the producer's Release bump after marking a slot EVICTING. The word is
+            // on the line loaded just below anyway; only when it moved do we look at our own slot.
+            let evictions = self.published_line().evictions.load(Ordering::Acquire);
+            if evictions != self.evictions_seen || self.evicted {
+                self.check_eviction();
+                if self.evicted {
+                    return 0;
+                }
             }
             // Acquire: pairs with the producer's Release store; the slots below are now visible.
-            self.available = self
-                .segment
-                .producer_region()
-                .published
-                .0
-                .load(Ordering::Acquire)
-                .max(self.next);
+            let published = self.published_line().count.load(Ordering::Acquire);
+            // Stored only when it moved: an empty poll of a spinning consumer then writes nothing, which
+            // keeps its loop short when the producer's store finally lands.
+            if published > self.next {
+                self.available = published;
+            }
         }
         self.available - self.next
+    }
+
+    #[inline(always)]
+    fn published_line(&self) -> &PublishedLine {
+        &self.segment.producer_region().published.0
     }
 
     /// The event at `sequence`, which must be readable: `next <= sequence < available`.
@@ -327,15 +332,28 @@ impl<E: RingEvent> ConsumerRing<E> {
             .store(self.next, Ordering::Release);
     }
 
-    /// Stops reading for good after the producer started evicting us (or took our slot): acknowledges,
-    /// so the producer stops gating, and makes nothing readable from then on.
+    /// Looks at our own slot after an eviction notice: if the producer is evicting us (or took our slot),
+    /// stops reading for good, acknowledging so that the producer stops gating; nothing is readable from
+    /// then on. While the slot is unchanged, or EVICTING until we acknowledge, the producer gates on our
+    /// cursor, so nothing we were handed can have been overwritten.
     #[cold]
-    fn acknowledge_eviction(&mut self) {
-        if !self.evicted {
+    fn check_eviction(&mut self) {
+        if self.evicted {
+            self.available = self.next;
+            return;
+        }
+        let region = self.segment.producer_region();
+        self.evictions_seen = region.published.0.evictions.load(Ordering::Acquire);
+        let ownership = self
+            .segment
+            .consumer_slot(self.claim.index)
+            .ownership
+            .load(Ordering::Acquire);
+        if ownership != self.owned_word {
             self.evicted = true;
+            self.available = self.next;
             registry::acknowledge_eviction(&self.segment, self.claim);
         }
-        self.available = self.next;
     }
 
     /// True once this consumer was evicted (see [`ConsumeError::Evicted`](crate::ConsumeError)).
@@ -349,6 +367,13 @@ impl<E: RingEvent> ConsumerRing<E> {
     pub(crate) fn producer_gone(&self) -> Option<u32> {
         (!self.segment.is_closed() && !self.segment.is_alive(Endpoint::Producer))
             .then(|| self.segment.stamp(Endpoint::Producer).pid)
+    }
+
+    /// Whether reading may have ended for good: evicted, or the closed flag set (a relaxed look, for the
+    /// hot empty-poll path; [`is_drained_and_closed`](Self::is_drained_and_closed) decides).
+    #[inline(always)]
+    pub(crate) fn may_have_ended(&self) -> bool {
+        self.evicted || self.segment.producer_region().closed.0.load(Ordering::Relaxed) != 0
     }
 
     /// True once the producer closed the ring and every event it published has been read.

@@ -8,7 +8,8 @@
 //! ```text
 //! offset 0       header            HEADER_LEN bytes (the fields listed in HEADER_FIELDS, the rest zero)
 //! offset 4096    field descriptor  DESCRIPTOR_ENTRIES × 128-byte leaves (flattened event layout)
-//! offset 12288   producer region   each on its own 128-byte line: published count, closed flag,
+//! offset 12288   producer region   each on its own 128-byte line: published count (and eviction
+//!                                  notices), closed flag,
 //!                                  membership counter, waiter word, lifecycle (the producer's process
 //!                                  stamp, dead consumers evicted)
 //! offset 12928   consumer table    consumer_slots × 256 bytes: a line holding the slot's cursor, then a
@@ -193,6 +194,8 @@ const _: () = {
     assert!(offset_of!(Lifecycle, reclaimer_pid) == 24);
     assert!(size_of::<StampWords>() == 16);
     assert!(offset_of!(ProducerRegion, published) == 0);
+    assert!(offset_of!(PublishedLine, count) == 0);
+    assert!(offset_of!(PublishedLine, evictions) == 8);
     assert!(offset_of!(ProducerRegion, closed) == CACHE_LINE);
     assert!(offset_of!(ProducerRegion, membership) == 2 * CACHE_LINE);
     assert!(offset_of!(ProducerRegion, waiters) == 3 * CACHE_LINE);
@@ -237,12 +240,23 @@ pub(crate) struct StampWords {
     pub(crate) start_time: AtomicU64,
 }
 
+/// The line every consumer loads to learn what it may read.
+#[repr(C)]
+pub(crate) struct PublishedLine {
+    /// Number of events published; event `s` is readable once `count > s`. Release-stored by the producer
+    /// after writing the slots, acquire-loaded by consumers.
+    pub(crate) count: AtomicU64,
+    /// Bumped each time a consumer is told to leave (its slot marked EVICTING). It shares the line that
+    /// consumers load anyway, so that a consumer learns of an eviction without touching another line on
+    /// its read path: it looks at its own slot only when this changed.
+    pub(crate) evictions: AtomicU64,
+}
+
 /// The producer's shared words.
 #[repr(C)]
 pub(crate) struct ProducerRegion {
-    /// Number of events published; event `s` is readable once `published > s`. Release-stored by the
-    /// producer after writing the slots, acquire-loaded by consumers.
-    pub(crate) published: Line<AtomicU64>,
+    /// The published count, and the eviction notice that rides on its line.
+    pub(crate) published: Line<PublishedLine>,
     /// 1 once the producer has closed the ring cleanly (stored after its last publish, with `Release`).
     pub(crate) closed: Line<AtomicU32>,
     /// Bumped by every consumer join and leave, so the producer rescans the table only when it changed.
