@@ -610,11 +610,13 @@ impl<E: RingEvent> SharedProducer<E> {
         }
     }
 
-    /// Consumers the producer stopped waiting for because their process died, over its life. An
-    /// anonymous consumer is evicted when a blocked publish finds its process dead (checked every
-    /// [liveness interval](SharedProducerBuilder::with_liveness_interval) while blocked) or at
-    /// [`evict_dead_consumers`](Self::evict_dead_consumers); a durable named consumer is never evicted
-    /// for dying: its slot keeps gating until it comes back.
+    /// Consumers that stopped gating the ring because their process died, over its life. An anonymous
+    /// consumer is evicted when a blocked publish finds its process dead (checked every
+    /// [liveness interval](SharedProducerBuilder::with_liveness_interval) while blocked), at
+    /// [`evict_dead_consumers`](Self::evict_dead_consumers), or when a new consumer finds the table full
+    /// and sweeps it; the count lives in the segment, so all of these are counted. A durable named
+    /// consumer is never evicted for dying: its slot keeps gating until it comes back. Consumers evicted
+    /// by the [required-consumer policy](crate::required) are not counted here.
     pub fn evicted_consumers(&self) -> u64 {
         self.ring.dead_evicted_count()
     }
