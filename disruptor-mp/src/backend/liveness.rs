@@ -670,7 +670,9 @@ mod tests {
         /// itself. After `exec` the child holds only what it opens.
         #[test]
         fn a_killed_holder_releases_its_lock() {
-            let _guard = no_fork();
+            // Spawning forks this process for a moment (until `exec`), and the copy holds every
+            // description and mapping of the tests running beside it: exclusive, like any fork here.
+            let _guard = forking();
             let file = TempFile::new("sigkill");
             let observer = file.open();
             let child = Command::new(std::env::current_exe().unwrap())
