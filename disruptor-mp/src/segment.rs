@@ -33,6 +33,14 @@
 //! `READY`; then it copies the header once (volatile, so a hostile writer cannot change what was
 //! validated) and validates every field against the mapping's length before touching anything else. A
 //! corrupted or hostile segment yields an [`AttachError`], never an out-of-bounds access.
+//!
+//! # What a process that can write the segment can do
+//!
+//! Everything past attach is shared read-write, so any process allowed to open the segment (its mode
+//! decides: `0600` by default) can corrupt events, cursors, the published count or the consumer table,
+//! and can shrink the object so that its peers die with `SIGBUS` when they touch the lost pages. The
+//! promise at attach is the one above: a corrupted, truncated or foreign object is an error, never
+//! undefined behaviour. See the [threat model](crate::protocol#threat-model).
 
 use crate::backend::liveness::{self, ProcessStamp};
 use crate::backend::shm::{self, ShmObject};
