@@ -339,7 +339,7 @@ impl<E: RingEvent> SharedConsumer<E> {
             let keep_waiting = waiter.pause();
             // The pacer outlives this call, so that a loop of short timeouts still checks once per
             // interval instead of timing out for ever on a dead producer.
-            if self.liveness_pacer.poll() {
+            if self.liveness_pacer.poll_waiting(waiter) {
                 self.producer_gone()?;
             }
             if !keep_waiting {

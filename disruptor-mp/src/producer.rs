@@ -341,7 +341,7 @@ impl<E: RingEvent> SharedProducer<E> {
             }
             // A consumer whose process died would gate for ever: stop waiting for it. The pacer outlives
             // this call, so that a loop of short timeouts still checks once per interval.
-            if self.liveness_pacer.poll()
+            if self.liveness_pacer.poll_waiting(&waiter)
                 && self.ring.sweep_dead_consumers() > 0
                 && self.ring.has_room(count)
             {
@@ -534,10 +534,13 @@ impl<E: RingEvent> SharedProducer<E> {
             if ring.has_room(count) {
                 return Ok(());
             }
-            if liveness_pacer.poll() && ring.sweep_dead_consumers() > 0 && ring.has_room(count) {
+            if liveness_pacer.poll_waiting(&waiter)
+                && ring.sweep_dead_consumers() > 0
+                && ring.has_room(count)
+            {
                 return Ok(());
             }
-            if progress_pacer.poll() {
+            if progress_pacer.poll_waiting(&waiter) {
                 let needed_cursor = (ring.next_sequence() + count).saturating_sub(ring.capacity());
                 monitor.check(ring.segment(), needed_cursor)?;
             }

@@ -68,18 +68,26 @@ impl Waiter {
         }
     }
 
+    /// Whether the waiter is still in its spinning phase (its next pause neither yields nor sleeps).
+    pub(crate) fn is_spinning(&self) -> bool {
+        self.idle_polls < self.spins()
+    }
+
+    fn spins(&self) -> u64 {
+        match self.strategy {
+            WaitStrategy::BusySpin => u64::MAX,
+            WaitStrategy::SpinThenYield { spins } | WaitStrategy::SpinThenSleep { spins, .. } => {
+                spins.into()
+            }
+        }
+    }
+
     /// Called after an empty poll: pauses according to the strategy. Returns `false` once the deadline
     /// has passed (the caller should poll one last time, then give up). A sleep never runs past the
     /// deadline.
     pub(crate) fn pause(&mut self) -> bool {
         self.idle_polls += 1;
-        let spins = match self.strategy {
-            WaitStrategy::BusySpin => u64::MAX,
-            WaitStrategy::SpinThenYield { spins } | WaitStrategy::SpinThenSleep { spins, .. } => {
-                spins.into()
-            }
-        };
-        if self.idle_polls <= spins {
+        if self.idle_polls <= self.spins() {
             std::hint::spin_loop();
             if self.idle_polls % DEADLINE_CHECK_EVERY != 0 {
                 return true;
@@ -119,8 +127,10 @@ pub(crate) struct PollPacer {
 
 /// How many times per interval a [`PollPacer`] aims to read the clock.
 const CLOCK_READS_PER_INTERVAL: u32 = 16;
-/// Most polls between two clock reads.
-const MAX_POLLS_PER_CLOCK: u32 = 1 << 16;
+/// Most polls between two clock reads. Small enough that a loop that suddenly polls slowly (a burst of
+/// spinning, then one poll a millisecond) reaches its next clock read soon; large enough that a spinning
+/// loop reads the clock once every tens of microseconds, which costs nothing measurable.
+const MAX_POLLS_PER_CLOCK: u32 = 1 << 10;
 
 impl PollPacer {
     /// A pacer whose check comes due every `every`, first at the first poll.
@@ -139,6 +149,17 @@ impl PollPacer {
     pub(crate) fn poll(&mut self) -> bool {
         self.countdown -= 1;
         self.countdown == 0 && self.read_clock()
+    }
+
+    /// Called on each poll of a blocked wait: counts down while `waiter` spins, and reads the clock on
+    /// every poll once it yields or sleeps (such a poll costs a system call anyway), so the check stays on
+    /// time however slowly those polls come.
+    #[inline(always)]
+    pub(crate) fn poll_waiting(&mut self, waiter: &Waiter) -> bool {
+        if !waiter.is_spinning() {
+            self.countdown = 1;
+        }
+        self.poll()
     }
 
     #[cold]
@@ -224,6 +245,32 @@ mod tests {
             // About one check per interval: never more, and not many fewer.
             assert!((3..=11).contains(&checks), "{checks} checks with pause {pause:?}");
         }
+    }
+
+    #[test]
+    fn a_poll_pacer_stays_on_time_when_a_wait_turns_from_spinning_to_sleeping() {
+        let every = Duration::from_millis(20);
+        let mut pacer = PollPacer::new(every);
+        // A long fast phase lets the pacer read the clock only every many polls...
+        let start = Instant::now();
+        while start.elapsed() < every * 2 {
+            pacer.poll();
+        }
+        // ...then polls come a millisecond apart: still about one check per interval.
+        let mut waiter = Waiter::new(
+            WaitStrategy::SpinThenSleep {
+                spins: 0,
+                sleep: Duration::from_millis(1),
+            },
+            None,
+        );
+        let slow = Instant::now();
+        let mut checks = 0;
+        while slow.elapsed() < every * 4 {
+            waiter.pause();
+            checks += usize::from(pacer.poll_waiting(&waiter));
+        }
+        assert!(checks >= 2, "{checks} checks in {:?}", slow.elapsed());
     }
 
     #[test]
