@@ -334,24 +334,19 @@ impl<E: RingEvent> SharedProducer<E> {
         deadline: Option<Instant>,
     ) -> Result<(), PublishError> {
         let mut waiter = Waiter::until(self.wait_strategy, deadline);
-        loop {
-            let keep_waiting = waiter.pause();
-            if self.ring.has_room(count) {
-                return Ok(());
-            }
-            // A consumer whose process died would gate for ever: stop waiting for it. The pacer outlives
-            // this call, so that a loop of short timeouts still checks once per interval.
-            if self.liveness_pacer.poll_waiting(&waiter)
-                && self.ring.sweep_dead_consumers() > 0
-                && self.ring.has_room(count)
-            {
-                return Ok(());
-            }
-            if !keep_waiting {
-                return Err(PublishError::Timeout {
-                    timeout: timeout.unwrap_or_default(),
-                });
-            }
+        let room = wait_until_room(
+            &mut self.ring,
+            &mut self.liveness_pacer,
+            &mut waiter,
+            count,
+            |_, _| Ok::<(), PublishError>(()),
+        )?;
+        if room {
+            Ok(())
+        } else {
+            Err(PublishError::Timeout {
+                timeout: timeout.unwrap_or_default(),
+            })
         }
     }
 
@@ -527,24 +522,16 @@ impl<E: RingEvent> SharedProducer<E> {
             return Ok(self.wait_for_room(count, None, None)?);
         };
         monitor.begin_wait(ring.segment());
-        let mut waiter = Waiter::until(*wait_strategy, None);
         let mut progress_pacer = PollPacer::new(monitor.check_interval());
-        loop {
-            waiter.pause();
-            if ring.has_room(count) {
-                return Ok(());
-            }
-            if liveness_pacer.poll_waiting(&waiter)
-                && ring.sweep_dead_consumers() > 0
-                && ring.has_room(count)
-            {
-                return Ok(());
-            }
-            if progress_pacer.poll_waiting(&waiter) {
+        let mut waiter = Waiter::until(*wait_strategy, None);
+        wait_until_room(ring, liveness_pacer, &mut waiter, count, |ring, waiter| {
+            if progress_pacer.poll_waiting(waiter) {
                 let needed_cursor = (ring.next_sequence() + count).saturating_sub(ring.capacity());
                 monitor.check(ring.segment(), needed_cursor)?;
             }
-        }
+            Ok(())
+        })
+        .map(drop)
     }
 
     /// Waits until at least `count` consumers are attached, at most `timeout`; returns how many are.
@@ -635,6 +622,36 @@ impl<E: RingEvent> SharedProducer<E> {
     /// [`attached_consumers`](Self::attached_consumers) for the current table).
     pub fn gating_consumers(&self) -> usize {
         self.ring.gating_consumers()
+    }
+}
+
+/// The loop of every blocked publish: pauses as `waiter` says until `count` more events fit, stops
+/// gating on consumers whose process died (about once per liveness interval, paced by `liveness_pacer`,
+/// which outlives the call so that a loop of short timeouts still checks), and calls `each_pause` after
+/// every pause. Returns whether there is room (`false`: the waiter's deadline passed).
+fn wait_until_room<E: RingEvent, Er>(
+    ring: &mut ProducerRing<E>,
+    liveness_pacer: &mut PollPacer,
+    waiter: &mut Waiter,
+    count: u64,
+    mut each_pause: impl FnMut(&ProducerRing<E>, &Waiter) -> Result<(), Er>,
+) -> Result<bool, Er> {
+    loop {
+        let keep_waiting = waiter.pause();
+        if ring.has_room(count) {
+            return Ok(true);
+        }
+        // A consumer whose process died would gate for ever: stop waiting for it.
+        if liveness_pacer.poll_waiting(waiter)
+            && ring.sweep_dead_consumers() > 0
+            && ring.has_room(count)
+        {
+            return Ok(true);
+        }
+        each_pause(ring, waiter)?;
+        if !keep_waiting {
+            return Ok(false);
+        }
     }
 }
 

@@ -13,10 +13,11 @@
 
 use crate::backend::liveness::ProcessStamp;
 use crate::error::AttachError;
-use crate::segment::{slot_flags, slot_state, Endpoint, Ownership, Segment, MAX_CONSUMER_ID_LEN};
+use crate::segment::{
+    now_unix_ns, slot_flags, slot_state, Endpoint, Ownership, Segment, MAX_CONSUMER_ID_LEN,
+};
 use std::io;
 use std::sync::atomic::{fence, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Checks a consumer id: at most [`MAX_CONSUMER_ID_LEN`] bytes, no NUL.
 pub(crate) fn validate_consumer_id(id: &str) -> Result<(), AttachError> {
@@ -187,8 +188,10 @@ fn claim_durable(
         };
         if swap(segment, index, current, resumed) {
             segment.record_stamp(endpoint, stamp);
-            let slot = segment.consumer_slot(index);
-            slot.joined_unix_ns.store(now_unix_ns(), Ordering::Relaxed);
+            segment
+                .consumer_slot(index)
+                .joined_unix_ns
+                .store(now_unix_ns(), Ordering::Relaxed);
             return Ok(Some(SlotClaim {
                 index,
                 generation: resumed.generation,
@@ -208,13 +211,6 @@ pub(crate) fn reserve(segment: &Segment, index: usize, id: &str) {
     let slot = segment.consumer_slot(index);
     slot.cursor.0.store(0, Ordering::Relaxed);
     slot.ownership.store(reserved.pack(), Ordering::Release);
-}
-
-fn now_unix_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 fn write_identity(segment: &Segment, index: usize, id: &str, flags: u32) {
@@ -295,8 +291,8 @@ fn bump_membership(segment: &Segment) {
 
 /// Frees the slots of consumers whose process died: an anonymous slot becomes FREE (the producer stops
 /// gating on it), a durable slot becomes RESERVED (it keeps gating at its cursor, waiting for its consumer
-/// to come back). Returns how many consumers stopped gating the producer, and counts them in the segment. Makes a system call per
-/// occupied slot: call it only on cold paths.
+/// to come back). Returns how many consumers stopped gating the producer, and counts them in the segment.
+/// Makes a system call per occupied slot: call it only on cold paths.
 pub(crate) fn sweep_dead(segment: &Segment) -> usize {
     let mut stopped_gating = 0;
     for index in 0..segment.geometry().consumer_slots as usize {
@@ -342,11 +338,7 @@ pub(crate) fn dead_consumers_evicted(segment: &Segment) -> u64 {
 pub(crate) fn join(segment: &Segment, claim: SlotClaim) -> u64 {
     if claim.durable {
         // A durable slot gated at its cursor all along: resume exactly after the last committed event.
-        return segment
-            .consumer_slot(claim.index)
-            .cursor
-            .0
-            .load(Ordering::Acquire);
+        return cursor(segment, claim.index);
     }
     begin_join(segment, claim);
     finish_join(segment, claim)
@@ -356,8 +348,8 @@ pub(crate) fn join(segment: &Segment, claim: SlotClaim) -> u64 {
 fn begin_join(segment: &Segment, claim: SlotClaim) {
     let slot = segment.consumer_slot(claim.index);
     let producer = segment.producer_region();
-    let owned = Ownership {
-        state: slot_state::CLAIMED,
+    let joining = Ownership {
+        state: slot_state::JOINING,
         generation: claim.generation,
     };
     // A provisional cursor no later than the start fixed below, so gating on it is safe; it is close to
@@ -366,9 +358,8 @@ fn begin_join(segment: &Segment, claim: SlotClaim) {
         .0
         .store(producer.published.0.count.load(Ordering::Acquire), Ordering::Relaxed);
     // SeqCst (a release, among others): the producer that sees JOINING sees the provisional cursor.
-    slot.ownership
-        .store(owned.with_state(slot_state::JOINING).pack(), Ordering::SeqCst);
-    producer.membership.0.fetch_add(1, Ordering::SeqCst);
+    slot.ownership.store(joining.pack(), Ordering::SeqCst);
+    bump_membership(segment);
 }
 
 /// The second half of [`join`]: fixes the start sequence, then counts the consumer as attached.

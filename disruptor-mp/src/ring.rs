@@ -225,9 +225,6 @@ pub(crate) struct ConsumerRing<E> {
     claim: SlotClaim,
     /// The process that joined; a child that inherited a copy through `fork` is not it.
     owner_pid: u32,
-    /// Our slot's ownership word while we own it (ACTIVE, our generation): anything else means the
-    /// producer is evicting us.
-    owned_word: u64,
     /// Set once we acknowledged an eviction: nothing is readable any more.
     evicted: bool,
     /// The eviction notice count last seen on the published line.
@@ -248,11 +245,6 @@ impl<E: RingEvent> ConsumerRing<E> {
             slots,
             claim,
             owner_pid: std::process::id(),
-            owned_word: Ownership {
-                state: slot_state::ACTIVE,
-                generation: claim.generation,
-            }
-            .pack(),
             evicted: false,
             evictions_seen: 0,
             next: start,
@@ -282,11 +274,8 @@ impl<E: RingEvent> ConsumerRing<E> {
             // Acquire: pairs with the producer's Release bump after marking a slot EVICTING. The word is
             // on the line loaded just below anyway; only when it moved do we look at our own slot.
             let evictions = self.published_line().evictions.load(Ordering::Acquire);
-            if evictions != self.evictions_seen || self.evicted {
-                self.check_eviction();
-                if self.evicted {
-                    return 0;
-                }
+            if (evictions != self.evictions_seen || self.evicted) && self.notice_eviction() {
+                return 0;
             }
             // Acquire: pairs with the producer's Release store; the slots below are now visible.
             let published = self.published_line().count.load(Ordering::Acquire);
@@ -332,28 +321,29 @@ impl<E: RingEvent> ConsumerRing<E> {
             .store(self.next, Ordering::Release);
     }
 
-    /// Looks at our own slot after an eviction notice: if the producer is evicting us (or took our slot),
-    /// stops reading for good, acknowledging so that the producer stops gating; nothing is readable from
-    /// then on. While the slot is unchanged, or EVICTING until we acknowledge, the producer gates on our
-    /// cursor, so nothing we were handed can have been overwritten.
+    /// Looks at our own slot after an eviction notice; returns whether this consumer is evicted. If the
+    /// producer is evicting us (or took our slot), stops reading for good, acknowledging so that the
+    /// producer stops gating. While the slot is ours and ACTIVE, or EVICTING until we acknowledge, the
+    /// producer gates on our cursor, so nothing we were handed can have been overwritten.
     #[cold]
-    fn check_eviction(&mut self) {
-        if self.evicted {
-            self.available = self.next;
-            return;
+    fn notice_eviction(&mut self) -> bool {
+        if !self.evicted {
+            self.evictions_seen = self.published_line().evictions.load(Ordering::Acquire);
+            let ours = Ownership {
+                state: slot_state::ACTIVE,
+                generation: self.claim.generation,
+            };
+            let ownership = self
+                .segment
+                .consumer_slot(self.claim.index)
+                .ownership
+                .load(Ordering::Acquire);
+            if ownership != ours.pack() {
+                self.evicted = true;
+                registry::acknowledge_eviction(&self.segment, self.claim);
+            }
         }
-        let region = self.segment.producer_region();
-        self.evictions_seen = region.published.0.evictions.load(Ordering::Acquire);
-        let ownership = self
-            .segment
-            .consumer_slot(self.claim.index)
-            .ownership
-            .load(Ordering::Acquire);
-        if ownership != self.owned_word {
-            self.evicted = true;
-            self.available = self.next;
-            registry::acknowledge_eviction(&self.segment, self.claim);
-        }
+        self.evicted
     }
 
     /// True once this consumer was evicted (see [`ConsumeError::Evicted`](crate::ConsumeError)).

@@ -8,10 +8,9 @@
 //! ```text
 //! offset 0       header            HEADER_LEN bytes (the fields listed in HEADER_FIELDS, the rest zero)
 //! offset 4096    field descriptor  DESCRIPTOR_ENTRIES × 128-byte leaves (flattened event layout)
-//! offset 12288   producer region   each on its own 128-byte line: published count (and eviction
-//!                                  notices), closed flag,
-//!                                  membership counter, waiter word, lifecycle (the producer's process
-//!                                  stamp, dead consumers evicted)
+//! offset 12288   producer region   each on its own 128-byte line: published count (with the eviction
+//!                                  notice), closed flag, membership counter, waiter word, lifecycle
+//!                                  (producer's process stamp, dead consumers evicted, reclaimer mark)
 //! offset 12928   consumer table    consumer_slots × 256 bytes: a line holding the slot's cursor, then a
 //!                                  line holding its ownership word (state + generation), owner pid,
 //!                                  join time, consumer id, owner start time and flags
@@ -435,7 +434,8 @@ pub(crate) struct CreateParams<'a> {
     pub(crate) layout: &'a TypeLayout,
 }
 
-fn now_unix_ns() -> u64 {
+/// Nanoseconds since the Unix epoch (0 if the clock is before it), as the segment records times.
+pub(crate) fn now_unix_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -874,10 +874,7 @@ impl Segment {
     /// Who holds (or last held) `endpoint`, as recorded.
     pub(crate) fn stamp(&self, endpoint: Endpoint) -> ProcessStamp {
         let (pid, start_time) = self.stamp_words(endpoint);
-        ProcessStamp {
-            pid: pid.load(Ordering::Acquire),
-            start_time: start_time.load(Ordering::Relaxed),
-        }
+        load_stamp(pid, start_time)
     }
 
     fn ready_word(&self) -> &AtomicU32 {
@@ -1062,9 +1059,8 @@ fn reclaim_stale(name: &str) -> io::Result<Reclaim> {
         // SAFETY: the probe maps CONSUMERS_OFFSET bytes, which hold the header and the producer region.
         unsafe { probe_lifecycle(probe) }
     });
-    let stamp = lifecycle.map_or(ProcessStamp::default(), |lifecycle| ProcessStamp {
-        pid: lifecycle.owner.pid.load(Ordering::Acquire),
-        start_time: lifecycle.owner.start_time.load(Ordering::Acquire),
+    let stamp = lifecycle.map_or(ProcessStamp::default(), |lifecycle| {
+        load_stamp(&lifecycle.owner.pid, &lifecycle.owner.start_time)
     });
     let magic = probe.as_ref().map_or([0; 8], |probe| {
         // SAFETY: the magic is the first 8 bytes of the probe, read by value, volatile because another
@@ -1107,6 +1103,14 @@ fn reclaim_stale(name: &str) -> io::Result<Reclaim> {
         Ok(()) => Ok(Reclaim::Removed),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Reclaim::Removed),
         Err(e) => Err(e),
+    }
+}
+
+/// A process stamp from its two words (Acquire on the pid, which [`Segment::record_stamp`] stores last).
+fn load_stamp(pid: &AtomicU32, start_time: &AtomicU64) -> ProcessStamp {
+    ProcessStamp {
+        pid: pid.load(Ordering::Acquire),
+        start_time: start_time.load(Ordering::Relaxed),
     }
 }
 
