@@ -52,8 +52,31 @@ pub fn attach_shared_consumer<E: RingEvent>(name: &str) -> SharedConsumerBuilder
         attach_timeout: Duration::ZERO,
         wait_strategy: WaitStrategy::default(),
         liveness_interval: DEFAULT_LIVENESS_INTERVAL,
+        start_position: StartPosition::Latest,
         _event: PhantomData,
     }
+}
+
+/// Where a consumer that joins a running ring starts reading; see
+/// [`SharedConsumerBuilder::with_start_position`].
+///
+/// Whatever the start, the consumer is never lapped: from its first event on it gates the producer, and
+/// it receives every later event exactly, in order. How the join guarantees that for each start is in the
+/// [`protocol`](crate::protocol#joining-a-running-ring-without-being-lapped) docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartPosition {
+    /// The next event published after the consumer joins (the default).
+    #[default]
+    Latest,
+    /// The oldest event the ring still holds that the producer cannot overwrite before it sees this
+    /// consumer. On a closed ring (its producer exited) that is the ring's last `capacity` events; on a
+    /// live ring, the events no gating consumer has released yet, and those the producer has not lapped
+    /// since it last looked at the consumer table (at least the events since that look).
+    Earliest,
+    /// The event with this sequence, if the ring still holds it in the sense of `Earliest` (or it is the
+    /// next one to be published); otherwise the attach fails with [`AttachError::SequenceNotHeld`], naming
+    /// the oldest sequence held.
+    Sequence(u64),
 }
 
 /// Configures a consumer before attaching; see [`attach_shared_consumer`].
@@ -65,6 +88,7 @@ pub struct SharedConsumerBuilder<E> {
     attach_timeout: Duration,
     wait_strategy: WaitStrategy,
     liveness_interval: Duration,
+    start_position: StartPosition,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -88,7 +112,16 @@ impl<E: RingEvent> SharedConsumerBuilder<E> {
         self
     }
 
-    /// Sets how blocking reads wait for events (default [`WaitStrategy::SpinThenYield`]).
+    /// Where the consumer starts reading (default [`StartPosition::Latest`]). A consumer that takes a
+    /// durable slot reserved by name resumes after its last committed event instead, whatever this says.
+    pub fn with_start_position(mut self, start: StartPosition) -> Self {
+        self.start_position = start;
+        self
+    }
+
+    /// Sets how blocking reads wait for events (default [`WaitStrategy::DEFAULT_BLOCKING`]: spin briefly,
+    /// then sleep in the kernel until the producer publishes; choose [`WaitStrategy::BusySpin`] for the
+    /// lowest latency at the cost of a core).
     pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Self {
         self.wait_strategy = strategy;
         self
@@ -104,7 +137,8 @@ impl<E: RingEvent> SharedConsumerBuilder<E> {
     }
 
     /// Attaches: opens and validates the segment, checks the event type, claims a consumer slot and joins
-    /// the producer. The first event this consumer reads is the first one published after it joined (or,
+    /// the producer. The first event this consumer reads is chosen by the
+    /// [start position](Self::with_start_position) (by default the first one published after it joined;
     /// for a reserved named consumer, the one after its last committed event), and from then on it gates
     /// the producer, so it misses none.
     ///
@@ -116,7 +150,7 @@ impl<E: RingEvent> SharedConsumerBuilder<E> {
         let segment = Segment::attach(&name, &E::LAYOUT, self.attach_timeout)?;
         let claim = registry::claim_slot(&segment, &self.consumer_id)?;
         Ok(SharedConsumer {
-            ring: ConsumerRing::join(segment, claim),
+            ring: ConsumerRing::join(segment, claim, self.start_position)?,
             wait_strategy: self.wait_strategy,
             consumer_id: self.consumer_id,
             liveness_pacer: PollPacer::new(self.liveness_interval),
@@ -336,7 +370,11 @@ impl<E: RingEvent> SharedConsumer<E> {
             self.closed_or_evicted()?;
             let waiter =
                 waiter.get_or_insert_with(|| Waiter::new(self.wait_strategy, Some(timeout)));
-            let keep_waiting = waiter.pause();
+            // A sleep lasts at most one liveness interval, so that a dead producer is noticed on time.
+            let ring = &self.ring;
+            let keep_waiting = waiter.pause_or_sleep(self.liveness_pacer.interval(), |bound| {
+                ring.sleep_for_events(bound)
+            });
             // The pacer outlives this call, so that a loop of short timeouts still checks once per
             // interval instead of timing out for ever on a dead producer.
             if self.liveness_pacer.poll_waiting(waiter) {

@@ -395,6 +395,24 @@ pub enum AttachError {
         /// The number of slots in the table.
         slots: u32,
     },
+    /// The requested start sequence ([`StartPosition::Sequence`](crate::StartPosition::Sequence)) is not
+    /// held: the producer may already have overwritten it, or has not published it yet. Start at
+    /// `oldest_held` (or use [`StartPosition::Earliest`](crate::StartPosition::Earliest)), or at most at
+    /// `next`.
+    #[error(
+        "segment {name:?}: sequence {requested} is not held; the ring holds sequences {oldest_held} \
+         to {next} (the next to be published)"
+    )]
+    SequenceNotHeld {
+        /// The segment name.
+        name: String,
+        /// The sequence asked for.
+        requested: u64,
+        /// The oldest sequence a consumer could start at when the attach looked.
+        oldest_held: u64,
+        /// The sequence the producer will publish next.
+        next: u64,
+    },
     /// Another live consumer uses this consumer id (ids are unique among live consumers; a durable,
     /// named slot takes one consumer at a time). Stop the other consumer, or pick another id.
     #[error("segment {name:?}: consumer id {id:?} is in use by a live consumer (pid {pid})")]

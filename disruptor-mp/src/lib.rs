@@ -108,7 +108,9 @@ on_supported_platforms! {
     #[doc = include_str!("../../README.md")]
     pub struct ReadmeDoctests;
 
-    pub use consumer::{attach_shared_consumer, EventLease, SharedConsumer, SharedConsumerBuilder};
+    pub use consumer::{
+        attach_shared_consumer, EventLease, SharedConsumer, SharedConsumerBuilder, StartPosition,
+    };
     /// Derives [`RingEvent`](trait@RingEvent) for a `#[repr(C)]` struct, proving at compile time that it can
     /// live in shared memory. See the [`event`] module.
     pub use disruptor_mp_derive::RingEvent;

@@ -108,7 +108,9 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
         self
     }
 
-    /// Sets how blocking publishes wait for room (default [`WaitStrategy::SpinThenYield`]).
+    /// Sets how blocking publishes wait for room (default [`WaitStrategy::DEFAULT_BLOCKING`]: spin
+    /// briefly, then sleep in the kernel until a consumer commits; choose [`WaitStrategy::BusySpin`] for
+    /// the lowest latency at the cost of a core).
     pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Self {
         self.wait_strategy = strategy;
         self
@@ -334,11 +336,13 @@ impl<E: RingEvent> SharedProducer<E> {
         deadline: Option<Instant>,
     ) -> Result<(), PublishError> {
         let mut waiter = Waiter::until(self.wait_strategy, deadline);
+        let max_sleep = self.liveness_pacer.interval();
         let room = wait_until_room(
             &mut self.ring,
             &mut self.liveness_pacer,
             &mut waiter,
             count,
+            max_sleep,
             |_, _| Ok::<(), PublishError>(()),
         )?;
         if room {
@@ -524,7 +528,8 @@ impl<E: RingEvent> SharedProducer<E> {
         monitor.begin_wait(ring.segment());
         let mut progress_pacer = PollPacer::new(monitor.check_interval());
         let mut waiter = Waiter::until(*wait_strategy, None);
-        wait_until_room(ring, liveness_pacer, &mut waiter, count, |ring, waiter| {
+        let max_sleep = liveness_pacer.interval().min(monitor.check_interval());
+        wait_until_room(ring, liveness_pacer, &mut waiter, count, max_sleep, |ring, waiter| {
             if progress_pacer.poll_waiting(waiter) {
                 let needed_cursor = (ring.next_sequence() + count).saturating_sub(ring.capacity());
                 monitor.check(ring.segment(), needed_cursor)?;
@@ -625,19 +630,22 @@ impl<E: RingEvent> SharedProducer<E> {
     }
 }
 
-/// The loop of every blocked publish: pauses as `waiter` says until `count` more events fit, stops
-/// gating on consumers whose process died (about once per liveness interval, paced by `liveness_pacer`,
-/// which outlives the call so that a loop of short timeouts still checks), and calls `each_pause` after
-/// every pause. Returns whether there is room (`false`: the waiter's deadline passed).
+/// The loop of every blocked publish: pauses as `waiter` says until `count` more events fit (sleeping at
+/// most `max_sleep` at a time), stops gating on consumers whose process died (about once per liveness
+/// interval, paced by `liveness_pacer`, which outlives the call so that a loop of short timeouts still
+/// checks), and calls `each_pause` after every pause. Returns whether there is room (`false`: the
+/// waiter's deadline passed).
 fn wait_until_room<E: RingEvent, Er>(
     ring: &mut ProducerRing<E>,
     liveness_pacer: &mut PollPacer,
     waiter: &mut Waiter,
     count: u64,
+    max_sleep: Duration,
     mut each_pause: impl FnMut(&ProducerRing<E>, &Waiter) -> Result<(), Er>,
 ) -> Result<bool, Er> {
     loop {
-        let keep_waiting = waiter.pause();
+        let keep_waiting =
+            waiter.pause_or_sleep(max_sleep, |bound| ring.sleep_for_room(count, bound));
         if ring.has_room(count) {
             return Ok(true);
         }

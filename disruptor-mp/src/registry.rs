@@ -1,17 +1,43 @@
 //! The consumer table: claiming a slot, joining without being lapped, leaving, and the producer's view of
 //! who gates it.
 //!
-//! The join handshake and why it is never lapped are explained in [`crate::protocol`]; in short:
+//! # The join handshake
 //!
-//! - consumer: cursor := published (provisional); state := JOINING; membership += 1; **fence**;
-//!   start := published; cursor := start; state := ACTIVE
-//! - producer (every gate refresh): published was stored before; **fence**; read membership (rescan the table
-//!   if it changed); gate := min(gating cursors, own position) + capacity
+//! ```text
+//! consumer                                          producer (every gate refresh)
+//!   cursor := provisional                             (published was stored before)
+//!   state := JOINING                                  read membership; rescan the table if it moved
+//!   membership += 1                                   gate := min(gating cursors, own position) + capacity
+//!   fence (SeqCst)                                    horizon := max(horizon, gate)
+//!   first := from published, horizon, closed          fence (SeqCst)
+//!   cursor := first; state := ACTIVE                  read membership; if it moved, rescan and go again
+//! ```
 //!
-//! A slot gates the producer from JOINING on, but counts as attached ([`active_count`], which
-//! `wait_for_consumers` reads) only once ACTIVE, after its start is fixed.
+//! The two fences order the consumer's membership bump against the producer's final membership read of a
+//! refresh. Either that read sees the bump, and the gate was computed over a table in which the consumer
+//! gates from its provisional cursor (the producer then never writes at or above `provisional + capacity`,
+//! so it overwrites no sequence at or above `provisional`); or it does not, and then everything the
+//! producer stored before its fence (its `published` count and the horizon announcing that gate) is
+//! visible to the consumer's loads after its own fence. So the producer, until it sees the consumer, writes
+//! only below `published` (as loaded after the fence) plus `capacity`, and below the horizon (as loaded
+//! after the fence): the horizon is a high-water mark, and each gate was announced before it was used.
+//!
+//! How the first sequence is chosen, by [`StartPosition`]:
+//! - `Latest`: `provisional` is the current `published`, and `first` is `published` loaded after the
+//!   fence: no sequence at or above it can be overwritten before the producer sees the consumer.
+//! - `Earliest`: `provisional` is `published - capacity` (the oldest event the ring holds), and `first` is
+//!   the later of `provisional` and `horizon - capacity`: sequences below the horizon minus one capacity are
+//!   the only ones a producer that has not seen the consumer may still overwrite. On a closed ring nothing
+//!   is written any more, and `first` is `published - capacity` (the ring's last lap).
+//! - `Sequence(n)`: `provisional` is `n`, refused at once unless `published - capacity <= n <= published`;
+//!   after the fence it is refused if below the same bound as `Earliest`, naming that bound.
+//!
+//! In every case `provisional <= first`, so gating on the provisional cursor is safe, and `first` is at
+//! most `published`. A slot gates the producer from JOINING on, but counts as attached ([`active_count`],
+//! which `wait_for_consumers` reads) only once ACTIVE, after its start is fixed.
 
 use crate::backend::liveness::ProcessStamp;
+use crate::consumer::StartPosition;
 use crate::error::AttachError;
 use crate::segment::{
     now_unix_ns, slot_flags, slot_state, Endpoint, Ownership, Segment, MAX_CONSUMER_ID_LEN,
@@ -280,13 +306,17 @@ fn swap(segment: &Segment, index: usize, from: Ownership, to: Ownership) -> bool
         .is_ok()
 }
 
-/// Tells the producer that the table changed, so its next gate refresh rescans it.
+/// Tells the producer that the table changed, so its next gate refresh rescans it, and wakes it if it
+/// sleeps waiting for room (a consumer that left may have been the one holding it back).
 fn bump_membership(segment: &Segment) {
     segment
         .producer_region()
         .membership
         .0
+        .changes
         .fetch_add(1, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+    segment.wake_producer_if_sleeping();
 }
 
 /// Frees the slots of consumers whose process died: an anonymous slot becomes FREE (the producer stops
@@ -333,51 +363,110 @@ pub(crate) fn dead_consumers_evicted(segment: &Segment) -> u64 {
         .load(Ordering::Relaxed)
 }
 
-/// Makes a claimed slot gate the producer and returns the first sequence the consumer will read (see the
-/// module docs for why it is never lapped).
-pub(crate) fn join(segment: &Segment, claim: SlotClaim) -> u64 {
+/// Makes a claimed slot gate the producer and returns the first sequence the consumer will read, chosen
+/// by `start` (see the module docs for why it is never lapped). A durable slot resumes at its cursor
+/// whatever `start` says. On an error the slot is still claimed: the caller [`leave`]s it.
+pub(crate) fn join(
+    segment: &Segment,
+    claim: SlotClaim,
+    start: StartPosition,
+) -> Result<u64, AttachError> {
     if claim.durable {
         // A durable slot gated at its cursor all along: resume exactly after the last committed event.
-        return cursor(segment, claim.index);
+        return Ok(cursor(segment, claim.index));
     }
-    begin_join(segment, claim);
-    finish_join(segment, claim)
+    let capacity = segment.geometry().capacity;
+    let published = published_count(segment);
+    let provisional = match start {
+        StartPosition::Latest => published,
+        StartPosition::Earliest => published.saturating_sub(capacity),
+        StartPosition::Sequence(requested) => {
+            let oldest = published.saturating_sub(capacity);
+            if requested < oldest || requested > published {
+                return Err(not_held(segment, requested, oldest, published));
+            }
+            requested
+        }
+    };
+    begin_join(segment, claim, provisional);
+    // SeqCst fence: pairs with the producer's fence in each gate refresh (see the module docs).
+    fence(Ordering::SeqCst);
+    let first = match start {
+        StartPosition::Latest => published_count(segment),
+        StartPosition::Earliest => oldest_protected(segment, provisional),
+        StartPosition::Sequence(requested) => {
+            let oldest = oldest_protected(segment, provisional);
+            if requested < oldest {
+                return Err(not_held(segment, requested, oldest, published_count(segment)));
+            }
+            requested
+        }
+    };
+    finish_join(segment, claim, first);
+    Ok(first)
 }
 
-/// The first half of [`join`]: the slot gates the producer from a provisional cursor.
-fn begin_join(segment: &Segment, claim: SlotClaim) {
+fn published_count(segment: &Segment) -> u64 {
+    segment
+        .producer_region()
+        .published
+        .0
+        .count
+        .load(Ordering::Acquire)
+}
+
+/// After the join's fence: the oldest sequence that the producer cannot overwrite before it sees the
+/// joiner, given that the joiner gates from `provisional`. See the module docs.
+fn oldest_protected(segment: &Segment, provisional: u64) -> u64 {
+    let capacity = segment.geometry().capacity;
+    if segment.is_closed() {
+        // Nothing will be written any more (the flag follows the last publish): the ring holds its last
+        // `capacity` events.
+        return published_count(segment).saturating_sub(capacity);
+    }
+    let horizon = segment
+        .producer_region()
+        .membership
+        .0
+        .horizon
+        .load(Ordering::Relaxed);
+    provisional.max(horizon.saturating_sub(capacity))
+}
+
+fn not_held(segment: &Segment, requested: u64, oldest_held: u64, next: u64) -> AttachError {
+    AttachError::SequenceNotHeld {
+        name: segment.name().to_string(),
+        requested,
+        oldest_held,
+        next,
+    }
+}
+
+/// The first half of [`join`]: the slot gates the producer from `provisional`.
+fn begin_join(segment: &Segment, claim: SlotClaim, provisional: u64) {
     let slot = segment.consumer_slot(claim.index);
-    let producer = segment.producer_region();
     let joining = Ownership {
         state: slot_state::JOINING,
         generation: claim.generation,
     };
-    // A provisional cursor no later than the start fixed below, so gating on it is safe; it is close to
-    // the producer's position, so a refresh that sees it rarely has to wait for the start.
-    slot.cursor
-        .0
-        .store(producer.published.0.count.load(Ordering::Acquire), Ordering::Relaxed);
+    slot.cursor.0.store(provisional, Ordering::Relaxed);
     // SeqCst (a release, among others): the producer that sees JOINING sees the provisional cursor.
     slot.ownership.store(joining.pack(), Ordering::SeqCst);
     bump_membership(segment);
 }
 
 /// The second half of [`join`]: fixes the start sequence, then counts the consumer as attached.
-fn finish_join(segment: &Segment, claim: SlotClaim) -> u64 {
+fn finish_join(segment: &Segment, claim: SlotClaim, first: u64) {
     let slot = segment.consumer_slot(claim.index);
-    let producer = segment.producer_region();
-    fence(Ordering::SeqCst);
-    let start = producer.published.0.count.load(Ordering::Acquire);
     // Release: pairs with the producer's Acquire load of cursors in its gate refresh.
-    slot.cursor.0.store(start, Ordering::Release);
+    slot.cursor.0.store(first, Ordering::Release);
     // Only now is the consumer attached: whoever counts it (`wait_for_consumers`) and then publishes,
-    // publishes at or after `start`, so the consumer receives it.
+    // publishes at or after `first`, so the consumer receives it.
     let joined = Ownership {
         state: slot_state::ACTIVE,
         generation: claim.generation,
     };
     slot.ownership.store(joined.pack(), Ordering::Release);
-    start
 }
 
 /// Gives the slot up, if this process still owns it under the claimed generation: an anonymous slot
@@ -480,6 +569,9 @@ pub(crate) fn evict(segment: &Segment, index: usize) -> Eviction {
                     .0
                     .evictions
                     .fetch_add(1, Ordering::Release);
+                // A sleeping consumer must wake to notice it.
+                fence(Ordering::SeqCst);
+                segment.wake_consumers_if_sleeping();
             }
             bump_membership(segment);
             return if next.state == slot_state::FREE {
@@ -514,11 +606,14 @@ pub(crate) fn active_count(segment: &Segment) -> usize {
         .count()
 }
 
-/// The producer's cached list of gating slots, rebuilt only when the membership counter moves.
+/// The producer's cached list of gating slots, rebuilt only when the membership counter moves, and the
+/// horizon it has announced.
 #[derive(Debug)]
 pub(crate) struct GatingSet {
     membership_seen: u64,
     active: Vec<usize>,
+    /// The highest gate announced in the segment's horizon word (mirrors it: only the producer writes it).
+    horizon: u64,
 }
 
 impl GatingSet {
@@ -527,23 +622,43 @@ impl GatingSet {
         GatingSet {
             membership_seen: u64::MAX,
             active: Vec::new(),
+            horizon: 0,
         }
     }
 
-    /// The lowest cursor among gating consumers, or `own_position` when none gates. Must be called after
-    /// the producer's last `published` store (see the module docs for the fence).
-    pub(crate) fn min_cursor(&mut self, segment: &Segment, own_position: u64) -> u64 {
-        fence(Ordering::SeqCst);
-        let membership = segment
-            .producer_region()
-            .membership
-            .0
-            .load(Ordering::Acquire);
-        if membership != self.membership_seen {
-            self.membership_seen = membership;
-            self.active.clear();
-            self.active.extend(gating_slots(segment));
+    /// The producer's new gate: the lowest cursor among gating consumers (or `own_position` when none
+    /// gates) plus `capacity`. Must be called after the producer's last `published` store.
+    ///
+    /// The gate is computed over the table as of the membership counter, announced in the horizon word
+    /// (when it is the highest so far) before the fence, and the counter read again after it; if the table
+    /// changed, all of it again. So the gate returned was announced before a fence after which the table
+    /// was seen unchanged. See the module docs for what joiners conclude from that.
+    pub(crate) fn gate(&mut self, segment: &Segment, own_position: u64, capacity: u64) -> u64 {
+        let membership = &segment.producer_region().membership.0;
+        let mut changes = membership.changes.load(Ordering::Acquire);
+        loop {
+            if changes != self.membership_seen {
+                self.membership_seen = changes;
+                self.active.clear();
+                self.active.extend(gating_slots(segment));
+            }
+            let gate = self.min_cursor(segment, own_position) + capacity;
+            if gate > self.horizon {
+                self.horizon = gate;
+                // Relaxed: ordered before the joiner's load by the fence below and the joiner's own fence.
+                membership.horizon.store(gate, Ordering::Relaxed);
+            }
+            // SeqCst fence: pairs with the joiner's fence (see the module docs). The published count and
+            // the horizon were stored before it; the membership counter is read after it.
+            fence(Ordering::SeqCst);
+            changes = membership.changes.load(Ordering::Acquire);
+            if changes == self.membership_seen {
+                return gate;
+            }
         }
+    }
+
+    fn min_cursor(&self, segment: &Segment, own_position: u64) -> u64 {
         self.active
             .iter()
             .map(|&i| segment.consumer_slot(i).cursor.0.load(Ordering::Acquire))
@@ -559,6 +674,7 @@ impl GatingSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{attach_shared_consumer, SharedConsumer};
     use crate::segment::CreateParams;
     use crate::{build_shared_single_producer, PublishError, RingEvent};
     use std::time::Duration;
@@ -581,12 +697,12 @@ mod tests {
     fn a_joining_consumer_gates_at_once_but_counts_as_attached_only_once_its_start_is_fixed() {
         let segment = segment("join-count");
         let claim = claim_slot(&segment, "late").unwrap();
-        begin_join(&segment, claim);
+        begin_join(&segment, claim, 0);
         // Gating already (it must not be lapped), but `wait_for_consumers` must not return for it yet: an
         // event published now could precede its start.
         assert_eq!(gating_slots(&segment).count(), 1);
         assert_eq!(active_count(&segment), 0);
-        finish_join(&segment, claim);
+        finish_join(&segment, claim, 0);
         assert_eq!(active_count(&segment), 1);
         leave(&segment, claim);
         assert_eq!(gating_slots(&segment).count(), 0);
@@ -596,12 +712,12 @@ mod tests {
     fn leaving_with_a_stale_generation_leaves_the_new_owner_alone() {
         let segment = segment("stale-leave");
         let first = claim_slot(&segment, "a").unwrap();
-        join(&segment, first);
+        join(&segment, first, StartPosition::Latest).unwrap();
         leave(&segment, first);
         let second = claim_slot(&segment, "b").unwrap();
         assert_eq!(second.index, first.index);
         assert_ne!(second.generation, first.generation);
-        join(&segment, second);
+        join(&segment, second, StartPosition::Latest).unwrap();
         leave(&segment, first); // a stale copy of the first consumer
         assert_eq!(active_count(&segment), 1);
     }
@@ -630,6 +746,7 @@ mod tests {
             .producer_region()
             .membership
             .0
+            .changes
             .fetch_add(1, Ordering::SeqCst);
 
         let (done, outcome) = std::sync::mpsc::channel();
@@ -647,6 +764,77 @@ mod tests {
         for result in results {
             assert!(matches!(result, Err(PublishError::Timeout { .. })), "{result:?}");
         }
+        leave(&segment, claim);
+    }
+
+    fn consumer_from(name: &str, start: StartPosition) -> Result<SharedConsumer<u64>, AttachError> {
+        attach_shared_consumer::<u64>(name)
+            .with_start_position(start)
+            .build_consumer()
+    }
+
+    #[test]
+    fn earliest_starts_at_what_the_producer_cannot_overwrite_before_it_sees_the_consumer() {
+        let name = format!("dmp-unit-earliest-{}", std::process::id());
+        let mut producer = build_shared_single_producer::<u64>(&name, 8)
+            .build_producer()
+            .unwrap();
+        for i in 0..5 {
+            producer.publish(i).unwrap();
+        }
+        // Nothing lapped yet: the whole history.
+        let mut early = consumer_from(&name, StartPosition::Earliest).unwrap();
+        assert_eq!(early.next_sequence(), 0);
+        drop(early);
+        for i in 5..20 {
+            producer.publish(i).unwrap();
+        }
+        // With nobody gating, the producer looked at the table at 0, 8 and 16, each time allowing itself a
+        // whole ring ahead: it may still write up to 23 without looking again, overwriting 12 to 15.
+        early = consumer_from(&name, StartPosition::Earliest).unwrap();
+        assert_eq!(early.next_sequence(), 16);
+        // A start inside the ring's last lap but below that is refused, naming the oldest start allowed;
+        // one outside the last lap or not yet published is refused at once.
+        for (requested, oldest) in [(13, 16), (3, 12), (21, 12)] {
+            match consumer_from(&name, StartPosition::Sequence(requested)) {
+                Err(AttachError::SequenceNotHeld {
+                    requested: r,
+                    oldest_held,
+                    next,
+                    ..
+                }) => assert_eq!((r, oldest_held, next), (requested, oldest, 20)),
+                other => panic!("Sequence({requested}): {other:?}"),
+            }
+        }
+        let exact = consumer_from(&name, StartPosition::Sequence(17)).unwrap();
+        assert_eq!(exact.next_sequence(), 17);
+        let next = consumer_from(&name, StartPosition::Sequence(20)).unwrap();
+        assert_eq!(next.next_sequence(), 20);
+        // Refused joins gave their slots back.
+        assert_eq!(producer.attached_consumers(), 3);
+        // The early consumer gates from 16: the producer can publish up to 23, not 24.
+        for i in 20..24 {
+            producer.try_publish(i).unwrap();
+        }
+        assert!(producer.try_publish(24).is_err());
+        for expected in 16..24 {
+            assert_eq!(early.try_consume_next().unwrap(), Some((expected, expected)));
+        }
+    }
+
+    #[test]
+    fn earliest_on_a_closed_ring_reads_its_last_lap() {
+        let name = format!("dmp-unit-earliest-closed-{}", std::process::id());
+        let mut producer = build_shared_single_producer::<u64>(&name, 8)
+            .build_producer()
+            .unwrap();
+        for i in 0..20 {
+            producer.publish(i).unwrap();
+        }
+        let segment = Segment::attach(&format!("/{name}"), &u64::LAYOUT, Duration::ZERO).unwrap();
+        drop(producer);
+        let claim = claim_slot(&segment, "").unwrap();
+        assert_eq!(join(&segment, claim, StartPosition::Earliest).unwrap(), 12);
         leave(&segment, claim);
     }
 }

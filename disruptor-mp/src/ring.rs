@@ -8,12 +8,17 @@
 //! release-stores its cursor once it is done with them — after a batch, or when a lease drops. No system
 //! call and no lock on either path. [`crate::protocol`] explains the whole protocol.
 
+use crate::backend::wake::{self, FencePair};
+use crate::consumer::StartPosition;
+use crate::error::AttachError;
 use crate::event::RingEvent;
 use crate::registry::{self, GatingSet, SlotClaim};
+use crate::wait::UNORDERED_SLEEP_BOUND;
 use crate::segment::{slot_state, Endpoint, Ownership, PublishedLine, Segment};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
+use std::time::Duration;
 
 /// The slot array of a segment, typed.
 #[derive(Debug)]
@@ -67,6 +72,8 @@ pub(crate) struct ProducerRing<E> {
     ring_full: u64,
     /// The process that created the ring; a child that inherited a copy through `fork` is not it.
     owner_pid: u32,
+    /// The sleep/wake handshake's fences (see [`crate::wait`]).
+    fences: FencePair,
 }
 
 impl<E: RingEvent> ProducerRing<E> {
@@ -83,6 +90,7 @@ impl<E: RingEvent> ProducerRing<E> {
             gating: GatingSet::new(),
             ring_full: 0,
             owner_pid: std::process::id(),
+            fences: FencePair::get(),
         }
     }
 
@@ -132,8 +140,7 @@ impl<E: RingEvent> ProducerRing<E> {
         if end <= self.gate {
             return true;
         }
-        self.gate = self.gating.min_cursor(&self.segment, self.next) + self.capacity;
-        if end <= self.gate {
+        if self.refresh_gate(end) {
             true
         } else {
             self.ring_full += 1;
@@ -141,8 +148,35 @@ impl<E: RingEvent> ProducerRing<E> {
         }
     }
 
+    /// Recomputes the gate from the consumers' cursors; whether sequences below `end` may be written.
+    fn refresh_gate(&mut self, end: u64) -> bool {
+        self.gate = self.gating.gate(&self.segment, self.next, self.capacity);
+        end <= self.gate
+    }
+
+    /// Sleeps until a consumer wakes the producer or `bound` passes, unless `count` more events fit by
+    /// then: the producer's half of the handshake in [`crate::wait`].
+    #[cold]
+    pub(crate) fn sleep_for_room(&mut self, count: u64, bound: Duration) {
+        let line = &self.segment.producer_region().producer_wait.0;
+        let wake_word = line.wake.load(Ordering::Acquire);
+        line.sleeping.store(1, Ordering::SeqCst);
+        let ordered = self.fences.heavy();
+        // The re-check after the fence: a commit the waker made before it saw the flag is seen here.
+        if !self.refresh_gate(self.next + count) {
+            let line = &self.segment.producer_region().producer_wait.0;
+            let bound = if ordered {
+                bound
+            } else {
+                bound.min(UNORDERED_SLEEP_BOUND)
+            };
+            wake::wait(&line.wake, wake_word, Some(bound));
+        }
+    }
+
     /// Release-stores the published count: everything written to slots below it becomes visible to any
     /// consumer that acquire-loads it.
+    /// Then wakes the consumers that sleep waiting for it, if any: one load of the line just written.
     #[inline(always)]
     fn publish_up_to(&mut self, end: u64) {
         self.next = end;
@@ -152,6 +186,8 @@ impl<E: RingEvent> ProducerRing<E> {
             .0
             .count
             .store(end, Ordering::Release);
+        self.fences.light();
+        self.segment.wake_consumers_if_sleeping();
     }
 
     /// Lets `write` fill the next slot in place and publishes it, if there is room; returns its sequence.
@@ -213,6 +249,9 @@ impl<E: RingEvent> ProducerRing<E> {
             .closed
             .0
             .store(1, Ordering::Release);
+        // Sleeping consumers re-check the closed flag when woken.
+        fence(Ordering::SeqCst);
+        self.segment.wake_consumers_if_sleeping();
         let _ = self.segment.unlink_if_current();
     }
 }
@@ -233,14 +272,27 @@ pub(crate) struct ConsumerRing<E> {
     next: u64,
     /// Cached `published`: sequences below it are readable.
     available: u64,
+    /// The sleep/wake handshake's fences (see [`crate::wait`]).
+    fences: FencePair,
 }
 
 impl<E: RingEvent> ConsumerRing<E> {
-    /// Joins the producer through the claimed table slot.
-    pub(crate) fn join(segment: Segment, claim: SlotClaim) -> ConsumerRing<E> {
+    /// Joins the producer through the claimed table slot, starting where `start` says; on an error the
+    /// slot is given up again.
+    pub(crate) fn join(
+        segment: Segment,
+        claim: SlotClaim,
+        start: StartPosition,
+    ) -> Result<ConsumerRing<E>, AttachError> {
         let slots = Slots::new(&segment);
-        let start = registry::join(&segment, claim);
-        ConsumerRing {
+        let start = match registry::join(&segment, claim, start) {
+            Ok(start) => start,
+            Err(error) => {
+                registry::leave(&segment, claim);
+                return Err(error);
+            }
+        };
+        Ok(ConsumerRing {
             segment,
             slots,
             claim,
@@ -249,7 +301,8 @@ impl<E: RingEvent> ConsumerRing<E> {
             evictions_seen: 0,
             next: start,
             available: start,
-        }
+            fences: FencePair::get(),
+        })
     }
 
     /// The segment.
@@ -319,6 +372,32 @@ impl<E: RingEvent> ConsumerRing<E> {
             .cursor
             .0
             .store(self.next, Ordering::Release);
+        self.fences.light();
+        self.segment.wake_producer_if_sleeping();
+    }
+
+    /// Sleeps until the producer wakes consumers or `bound` passes, unless something to read or to notice
+    /// (an event, the ring closed, an eviction) arrived by then: the consumer's half of the handshake in
+    /// [`crate::wait`].
+    #[cold]
+    pub(crate) fn sleep_for_events(&self, bound: Duration) {
+        let line = self.published_line();
+        let wake_word = line.consumer_wake.load(Ordering::Acquire);
+        line.consumers_sleeping.store(1, Ordering::SeqCst);
+        let ordered = self.fences.heavy();
+        // The re-check after the fence: whatever the producer stored before it looked at the flag is
+        // seen here.
+        let nothing_new = line.count.load(Ordering::Acquire) <= self.next
+            && line.evictions.load(Ordering::Acquire) == self.evictions_seen
+            && !self.segment.is_closed();
+        if nothing_new {
+            let bound = if ordered {
+                bound
+            } else {
+                bound.min(UNORDERED_SLEEP_BOUND)
+            };
+            wake::wait(&line.consumer_wake, wake_word, Some(bound));
+        }
     }
 
     /// Looks at our own slot after an eviction notice; returns whether this consumer is evicted. If the

@@ -3,14 +3,16 @@
 //! This page documents the bytes; [`protocol`](crate::protocol) documents how the producer and the
 //! consumers use them, and what a process that can write the segment can and cannot do to its peers.
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //!
 //! ```text
 //! offset 0       header            HEADER_LEN bytes (the fields listed in HEADER_FIELDS, the rest zero)
 //! offset 4096    field descriptor  DESCRIPTOR_ENTRIES × 128-byte leaves (flattened event layout)
 //! offset 12288   producer region   each on its own 128-byte line: published count (with the eviction
-//!                                  notice), closed flag, membership counter, waiter word, lifecycle
-//!                                  (producer's process stamp, dead consumers evicted, reclaimer mark)
+//!                                  notice and the sleeping consumers' flag and futex word), closed flag,
+//!                                  membership counter and producer horizon, the blocked producer's flag
+//!                                  and futex word, lifecycle (producer's process stamp, dead consumers
+//!                                  evicted, reclaimer mark)
 //! offset 12928   consumer table    consumer_slots × 256 bytes: a line holding the slot's cursor, then a
 //!                                  line holding its ownership word (state + generation), owner pid,
 //!                                  join time, consumer id, owner start time and flags
@@ -42,6 +44,7 @@
 //! undefined behaviour. See the [threat model](crate::protocol#threat-model).
 
 use crate::backend::liveness::{self, ProcessStamp};
+use crate::backend::wake;
 use crate::backend::shm::{self, ShmObject};
 use crate::backend::Mapping;
 use std::os::fd::AsFd;
@@ -57,7 +60,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The first eight bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"DMP-RING";
 /// The segment format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Bytes reserved for the header at the start of the segment.
 pub const HEADER_LEN: usize = 4096;
 /// The cache-line size the format pads shared words to (128 covers adjacent-line prefetch on x86 and the
@@ -205,7 +208,13 @@ const _: () = {
     assert!(offset_of!(PublishedLine, evictions) == 8);
     assert!(offset_of!(ProducerRegion, closed) == CACHE_LINE);
     assert!(offset_of!(ProducerRegion, membership) == 2 * CACHE_LINE);
-    assert!(offset_of!(ProducerRegion, waiters) == 3 * CACHE_LINE);
+    assert!(offset_of!(PublishedLine, consumers_sleeping) == 16);
+    assert!(offset_of!(PublishedLine, consumer_wake) == 20);
+    assert!(offset_of!(MembershipLine, changes) == 0);
+    assert!(offset_of!(MembershipLine, horizon) == 8);
+    assert!(offset_of!(ProducerRegion, producer_wait) == 3 * CACHE_LINE);
+    assert!(offset_of!(ProducerWaitLine, sleeping) == 0);
+    assert!(offset_of!(ProducerWaitLine, wake) == 4);
     assert!(size_of::<ConsumerSlot>() == 2 * CACHE_LINE);
     assert!(offset_of!(ConsumerSlot, cursor) == 0);
     assert!(offset_of!(ConsumerSlot, ownership) == CACHE_LINE);
@@ -257,6 +266,34 @@ pub(crate) struct PublishedLine {
     /// consumers load anyway, so that a consumer learns of an eviction without touching another line on
     /// its read path: it looks at its own slot only when this changed.
     pub(crate) evictions: AtomicU64,
+    /// Non-zero while some consumer sleeps (or is about to) waiting for events; set by each consumer
+    /// before it sleeps, cleared by the producer when it wakes them. On this line so that the producer's
+    /// check after each publish loads a line it has just written.
+    pub(crate) consumers_sleeping: AtomicU32,
+    /// The futex word sleeping consumers wait on: bumped by every wake-up the producer sends.
+    pub(crate) consumer_wake: AtomicU32,
+}
+
+/// The line consumers bump when they join or leave, and the producer's horizon.
+#[repr(C)]
+pub(crate) struct MembershipLine {
+    /// Bumped by every consumer join and leave, so the producer rescans the table only when it changed.
+    pub(crate) changes: AtomicU64,
+    /// The highest gate the producer has used: it never wrote a sequence at or above it without first
+    /// seeing the table as it is now. Stored before the fence of each gate refresh; a consumer joining at
+    /// an earlier start reads it to learn which held events the producer cannot overwrite before it sees
+    /// the new consumer (see `registry`).
+    pub(crate) horizon: AtomicU64,
+}
+
+/// The line through which a producer blocked on a full ring sleeps and consumers wake it.
+#[repr(C)]
+pub(crate) struct ProducerWaitLine {
+    /// Non-zero while the producer sleeps (or is about to) waiting for room; cleared by the consumer that
+    /// wakes it.
+    pub(crate) sleeping: AtomicU32,
+    /// The futex word the sleeping producer waits on: bumped by every wake-up a consumer sends.
+    pub(crate) wake: AtomicU32,
 }
 
 /// The producer's shared words.
@@ -266,10 +303,10 @@ pub(crate) struct ProducerRegion {
     pub(crate) published: Line<PublishedLine>,
     /// 1 once the producer has closed the ring cleanly (stored after its last publish, with `Release`).
     pub(crate) closed: Line<AtomicU32>,
-    /// Bumped by every consumer join and leave, so the producer rescans the table only when it changed.
-    pub(crate) membership: Line<AtomicU64>,
-    /// Reserved for blocking wait strategies (waiter count); zero in this version.
-    pub(crate) waiters: Line<AtomicU32>,
+    /// The membership counter and the producer's horizon.
+    pub(crate) membership: Line<MembershipLine>,
+    /// The blocked producer's sleep and wake words.
+    pub(crate) producer_wait: Line<ProducerWaitLine>,
     /// Who the producer is, and what happened to the consumers: rarely written.
     pub(crate) lifecycle: Line<Lifecycle>,
 }
@@ -881,6 +918,47 @@ impl Segment {
         // SAFETY: the mapping covers the header; the ready word is 4-byte aligned (asserted offset 24 from a
         // page-aligned base); other processes access it only atomically.
         unsafe { ready_word_at(self.mapping.base()) }
+    }
+
+    /// Wakes the consumers sleeping for events, if any (see [`wait`](crate::wait) for the handshake). Call
+    /// it after the store they wait for (an event published, the ring closed, an eviction noticed) and a
+    /// fence between that store and this: the light fence on the hot path, a full fence elsewhere.
+    #[inline(always)]
+    pub(crate) fn wake_consumers_if_sleeping(&self) {
+        if self.producer_region().published.0.consumers_sleeping.load(Ordering::Relaxed) != 0 {
+            self.wake_sleeping_consumers();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_sleeping_consumers(&self) {
+        let line = &self.producer_region().published.0;
+        // Acquire: a consumer that set the flag read the wake word before; that read cannot see the bump
+        // below, so its futex wait either sees the word differ or is queued before the wake.
+        if line.consumers_sleeping.swap(0, Ordering::AcqRel) != 0 {
+            line.consumer_wake.fetch_add(1, Ordering::Release);
+            wake::wake_all(&line.consumer_wake);
+        }
+    }
+
+    /// Wakes the producer if it sleeps waiting for room (the mirror of
+    /// [`wake_consumers_if_sleeping`](Self::wake_consumers_if_sleeping), after a commit or a leave).
+    #[inline(always)]
+    pub(crate) fn wake_producer_if_sleeping(&self) {
+        if self.producer_region().producer_wait.0.sleeping.load(Ordering::Relaxed) != 0 {
+            self.wake_sleeping_producer();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_sleeping_producer(&self) {
+        let line = &self.producer_region().producer_wait.0;
+        if line.sleeping.swap(0, Ordering::AcqRel) != 0 {
+            line.wake.fetch_add(1, Ordering::Release);
+            wake::wake_all(&line.wake);
+        }
     }
 
     /// Whether the producer closed the ring cleanly (Acquire: its last publish is visible after `true`).

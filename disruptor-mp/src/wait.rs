@@ -1,25 +1,79 @@
 //! How a blocked producer or consumer waits: [`WaitStrategy`].
 //!
-//! Waiting never makes a system call on the fast path: a waiter polls a shared word, with a CPU spin hint,
-//! and (depending on the strategy) yields its core or sleeps after a number of empty polls. Deadlines are
-//! checked with the monotonic clock, which Linux serves from the vDSO without a system call.
+//! Every strategy first polls a shared word with a CPU spin hint; the strategies differ in what they do
+//! once the other side has been quiet for a while. Deadlines are checked with the monotonic clock, which
+//! Linux serves from the vDSO without a system call.
+//!
+//! # Blocking: sleeping in the kernel without losing a wake-up
+//!
+//! [`WaitStrategy::Blocking`], the default, spins for a while and then sleeps in the kernel on a 32-bit
+//! word of the segment (Linux: a shared futex; macOS: `__ulock_wait`), using no CPU until woken. A
+//! consumer sleeps until the producer publishes (or closes the ring, or evicts a consumer); a producer
+//! blocked on a full ring sleeps until a consumer commits (or leaves). The side that makes progress wakes
+//! the other with a system call **only when someone sleeps**: after each publish the producer loads one
+//! flag from the line it has just written, after each commit a consumer loads the producer's flag; both
+//! are plain loads that cost nothing while nobody sleeps, so a busy-spinning pair pays nothing for the
+//! blocking machinery.
+//!
+//! The handshake, for a consumer (the producer's sleep for room mirrors it with the roles swapped):
+//!
+//! ```text
+//! consumer (about to sleep)                     producer (publish)
+//!   w := consumer_wake                            published := n          (release)
+//!   consumers_sleeping := 1                       light fence
+//!   heavy fence                                   if consumers_sleeping != 0:
+//!   if published, closed, evictions unchanged:        consumers_sleeping := 0
+//!       futex_wait(consumer_wake, w, bound)           consumer_wake += 1
+//!                                                     futex_wake(consumer_wake, all)
+//! ```
+//!
+//! No wake-up is lost. The two fences make a Dekker pairing: either the producer's load of
+//! `consumers_sleeping` sees the consumer's flag, or the consumer's re-check sees the new `published`
+//! (it cannot be that both loads miss the other side's store). In the first case the producer bumps
+//! `consumer_wake` and wakes: if the bump lands before the consumer's `futex_wait`, the kernel sees the word
+//! differ from `w` and does not put it to sleep; if after, the consumer is already queued and is woken. In
+//! the second case the consumer does not sleep. Clearing the flag by swap means one wake-up per sleep, not
+//! one per publish, and is safe: a consumer that sets it again after the swap re-checks after its own fence.
+//!
+//! The *light* fence costs the hot path nothing on Linux: every process using a ring registers for
+//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, and the *heavy* fence of the side going to sleep (which
+//! is about to make a system call anyway) is that `membarrier`, which makes every thread of every
+//! registered process execute a full barrier; the light fence is then only a compiler fence. Where
+//! `membarrier` is unavailable (kernels before 4.16, seccomp policies that forbid it) the light fence is a
+//! full fence; where the sleeping side cannot issue it, it bounds its sleep to
+//! [`UNORDERED_SLEEP_BOUND`] so that a missed wake-up costs at most that. macOS has no `membarrier`: both
+//! fences are full fences, one `dmb`/`mfence` per publish and per commit.
+//!
+//! Every sleep is also bounded by the endpoint's liveness interval, so that a sleeping consumer notices a
+//! dead producer, and a sleeping producer a dead consumer, within that bound, and by the wait's deadline.
 
 use std::time::{Duration, Instant};
 
 /// How a blocked endpoint waits for the other side.
+///
+/// The names follow the Disruptor's wait strategies (upstream's `BusySpin`, LMAX's `BlockingWaitStrategy`,
+/// `YieldingWaitStrategy` and `SleepingWaitStrategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitStrategy {
     /// Poll continuously with a spin-loop hint: the lowest latency, and one busy core per waiting endpoint.
-    /// Use it only with a core per endpoint.
+    /// Use it only with a core per endpoint, when latency is all that matters (the benchmarks use it).
     BusySpin,
-    /// Poll `spins` times, then yield the core to the scheduler between polls. The default: near-spin
-    /// latency when the other side is quick, and fair when endpoints outnumber cores.
+    /// Poll `spins` times, then sleep in the kernel until the other side wakes this endpoint: no CPU while
+    /// idle, and a wake-up costs the other side one system call only while this side sleeps (see the
+    /// [module docs](self)). The default is [`WaitStrategy::DEFAULT_BLOCKING`].
+    Blocking {
+        /// Empty polls before the first sleep: events that follow each other closer than this stay on the
+        /// spinning path, without a system call on either side.
+        spins: u32,
+    },
+    /// Poll `spins` times, then yield the core to the scheduler between polls: near-spin latency when the
+    /// other side is quick, but a whole core while idle.
     SpinThenYield {
         /// Empty polls before the first yield.
         spins: u32,
     },
-    /// Poll `spins` times, then sleep `sleep` between polls: the least CPU, at the cost of up to `sleep`
+    /// Poll `spins` times, then sleep `sleep` between polls: little CPU, at the cost of up to `sleep`
     /// (plus timer slack) of added latency.
     SpinThenSleep {
         /// Empty polls before the first sleep.
@@ -29,11 +83,21 @@ pub enum WaitStrategy {
     },
 }
 
+impl WaitStrategy {
+    /// The default strategy: [`Blocking`](WaitStrategy::Blocking) after 10,000 empty polls (a few tens of
+    /// microseconds of spinning on current CPUs).
+    pub const DEFAULT_BLOCKING: WaitStrategy = WaitStrategy::Blocking { spins: 10_000 };
+}
+
 impl Default for WaitStrategy {
     fn default() -> Self {
-        WaitStrategy::SpinThenYield { spins: 256 }
+        WaitStrategy::DEFAULT_BLOCKING
     }
 }
+
+/// Longest sleep of a blocked endpoint whose sleep/wake pairing is not guaranteed (its `membarrier` call
+/// failed; see the module docs): a wake-up it misses costs at most this.
+pub const UNORDERED_SLEEP_BOUND: Duration = Duration::from_millis(1);
 
 /// One wait in progress: counts idle polls and enforces an optional deadline.
 #[derive(Debug)]
@@ -76,16 +140,29 @@ impl Waiter {
     fn spins(&self) -> u64 {
         match self.strategy {
             WaitStrategy::BusySpin => u64::MAX,
-            WaitStrategy::SpinThenYield { spins } | WaitStrategy::SpinThenSleep { spins, .. } => {
-                spins.into()
-            }
+            WaitStrategy::Blocking { spins }
+            | WaitStrategy::SpinThenYield { spins }
+            | WaitStrategy::SpinThenSleep { spins, .. } => spins.into(),
         }
     }
 
-    /// Called after an empty poll: pauses according to the strategy. Returns `false` once the deadline
-    /// has passed (the caller should poll one last time, then give up). A sleep never runs past the
-    /// deadline.
+    /// Called after an empty poll of a wait that has no word to sleep on: pauses according to the strategy.
+    /// [`Blocking`](WaitStrategy::Blocking) sleeps [`UNORDERED_SLEEP_BOUND`] at a time here. Returns `false`
+    /// once the deadline has passed (the caller should poll one last time, then give up).
     pub(crate) fn pause(&mut self) -> bool {
+        self.pause_or_sleep(UNORDERED_SLEEP_BOUND, std::thread::sleep)
+    }
+
+    /// Called after an empty poll: pauses according to the strategy. Once a
+    /// [`Blocking`](WaitStrategy::Blocking) waiter has spun, it calls `sleep` with how long it may sleep at
+    /// most: `max_sleep`, cut at the deadline; `sleep` does the handshake of the [module docs](self) and
+    /// returns when woken or at that bound. Returns `false` once the deadline has passed (the caller
+    /// should poll one last time, then give up). No pause runs past the deadline.
+    pub(crate) fn pause_or_sleep(
+        &mut self,
+        max_sleep: Duration,
+        sleep: impl FnOnce(Duration),
+    ) -> bool {
         self.idle_polls += 1;
         if self.idle_polls <= self.spins() {
             std::hint::spin_loop();
@@ -93,15 +170,23 @@ impl Waiter {
                 return true;
             }
         } else {
+            let until_deadline = || {
+                self.deadline
+                    .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            };
             match self.strategy {
-                WaitStrategy::SpinThenSleep { sleep, .. } => {
-                    let sleep = match self.deadline {
-                        Some(deadline) => sleep.min(deadline.saturating_duration_since(Instant::now())),
-                        None => sleep,
-                    };
-                    std::thread::sleep(sleep);
+                WaitStrategy::Blocking { .. } => {
+                    let bound = until_deadline().map_or(max_sleep, |left| left.min(max_sleep));
+                    if !bound.is_zero() {
+                        sleep(bound);
+                    }
                 }
-                _ => std::thread::yield_now(),
+                WaitStrategy::SpinThenSleep { sleep: pause, .. } => {
+                    std::thread::sleep(until_deadline().map_or(pause, |left| left.min(pause)));
+                }
+                WaitStrategy::BusySpin | WaitStrategy::SpinThenYield { .. } => {
+                    std::thread::yield_now()
+                }
             }
         }
         self.deadline
@@ -133,6 +218,11 @@ const CLOCK_READS_PER_INTERVAL: u32 = 16;
 const MAX_POLLS_PER_CLOCK: u32 = 1 << 10;
 
 impl PollPacer {
+    /// How often the check comes due.
+    pub(crate) fn interval(&self) -> Duration {
+        self.every
+    }
+
     /// A pacer whose check comes due every `every`, first at the first poll.
     pub(crate) fn new(every: Duration) -> PollPacer {
         PollPacer {

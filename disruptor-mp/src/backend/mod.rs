@@ -21,12 +21,15 @@
 //! - [`liveness`]: whether the process behind an endpoint is alive, kernel-backed: an open-file-description
 //!   lock on one byte of the segment on Linux, the process's PID and start time on macOS.
 //!
+//! - [`wake`]: sleeping in the kernel on a word of the segment and waking its sleepers from another
+//!   process (futex; `__ulock` on macOS), and the store-load fences of the sleep/wake handshake.
+//!
 //! Identifying the creating process for display needs no backend (`std::process::id` serves on both
-//! systems); telling whether an endpoint's process is still alive does, and is [`liveness`]. Waiting
-//! (see `wait.rs`) spins, yields and sleeps through `std` only, so it has no OS-specific code.
+//! systems); telling whether an endpoint's process is still alive does, and is [`liveness`].
 
 pub(crate) mod liveness;
 pub(crate) mod mmap;
 pub(crate) mod shm;
+pub(crate) mod wake;
 
 pub(crate) use mmap::Mapping;
