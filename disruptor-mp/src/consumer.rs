@@ -4,10 +4,10 @@
 use crate::error::{AttachError, ConsumeError};
 use crate::event::RingEvent;
 use crate::name::normalize_segment_name;
+use crate::producer::DEFAULT_LIVENESS_INTERVAL;
 use crate::registry;
 use crate::ring::ConsumerRing;
 use crate::segment::Segment;
-use crate::producer::DEFAULT_LIVENESS_INTERVAL;
 use crate::wait::{PollPacer, WaitStrategy, Waiter};
 use std::marker::PhantomData;
 use std::ops::Deref;

@@ -529,13 +529,21 @@ impl<E: RingEvent> SharedProducer<E> {
         let mut progress_pacer = PollPacer::new(monitor.check_interval());
         let mut waiter = Waiter::until(*wait_strategy, None);
         let max_sleep = liveness_pacer.interval().min(monitor.check_interval());
-        wait_until_room(ring, liveness_pacer, &mut waiter, count, max_sleep, |ring, waiter| {
-            if progress_pacer.poll_waiting(waiter) {
-                let needed_cursor = (ring.next_sequence() + count).saturating_sub(ring.capacity());
-                monitor.check(ring.segment(), needed_cursor)?;
-            }
-            Ok(())
-        })
+        wait_until_room(
+            ring,
+            liveness_pacer,
+            &mut waiter,
+            count,
+            max_sleep,
+            |ring, waiter| {
+                if progress_pacer.poll_waiting(waiter) {
+                    let needed_cursor =
+                        (ring.next_sequence() + count).saturating_sub(ring.capacity());
+                    monitor.check(ring.segment(), needed_cursor)?;
+                }
+                Ok(())
+            },
+        )
         .map(drop)
     }
 

@@ -140,7 +140,10 @@ fn claim_free(segment: &Segment, id: &str) -> Result<Option<SlotClaim>, AttachEr
         // A FREE slot may still carry the flags of a durable reservation that was released; only the
         // slot's state says whether a reservation holds, but clear them before the slot is ours so that no
         // one sees a claimed slot as durable. (Claimers only ever write zero here.)
-        segment.consumer_slot(index).flags.store(0, Ordering::Relaxed);
+        segment
+            .consumer_slot(index)
+            .flags
+            .store(0, Ordering::Relaxed);
         let claimed = Ownership {
             state: slot_state::CLAIMED,
             generation: current.generation.wrapping_add(1),
@@ -397,7 +400,12 @@ pub(crate) fn join(
         StartPosition::Sequence(requested) => {
             let oldest = oldest_protected(segment, provisional);
             if requested < oldest {
-                return Err(not_held(segment, requested, oldest, published_count(segment)));
+                return Err(not_held(
+                    segment,
+                    requested,
+                    oldest,
+                    published_count(segment),
+                ));
             }
             requested
         }
@@ -483,7 +491,10 @@ pub(crate) fn leave(segment: &Segment, claim: SlotClaim) {
             current.with_state(slot_state::FREE)
         };
         if next.state == slot_state::FREE {
-            segment.consumer_slot(claim.index).id_len.store(0, Ordering::Relaxed);
+            segment
+                .consumer_slot(claim.index)
+                .id_len
+                .store(0, Ordering::Relaxed);
         }
         if swap(segment, claim.index, current, next) {
             bump_membership(segment);
@@ -551,7 +562,8 @@ pub(crate) enum Eviction {
 pub(crate) fn evict(segment: &Segment, index: usize) -> Eviction {
     loop {
         let current = slot_ownership(segment, index);
-        let alive = slot_state::has_owner(current.state) && segment.is_alive(Endpoint::Consumer(index));
+        let alive =
+            slot_state::has_owner(current.state) && segment.is_alive(Endpoint::Consumer(index));
         let next = match current.state {
             slot_state::FREE | slot_state::CLAIMED => return Eviction::Done,
             slot_state::EVICTING if alive => return Eviction::Pending,
@@ -674,8 +686,8 @@ impl GatingSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{attach_shared_consumer, SharedConsumer};
     use crate::segment::CreateParams;
+    use crate::{attach_shared_consumer, SharedConsumer};
     use crate::{build_shared_single_producer, PublishError, RingEvent};
     use std::time::Duration;
 
@@ -762,7 +774,10 @@ mod tests {
             .recv_timeout(Duration::from_secs(20))
             .expect("a batch publish ignored its timeout and spun");
         for result in results {
-            assert!(matches!(result, Err(PublishError::Timeout { .. })), "{result:?}");
+            assert!(
+                matches!(result, Err(PublishError::Timeout { .. })),
+                "{result:?}"
+            );
         }
         leave(&segment, claim);
     }
@@ -818,7 +833,10 @@ mod tests {
         }
         assert!(producer.try_publish(24).is_err());
         for expected in 16..24 {
-            assert_eq!(early.try_consume_next().unwrap(), Some((expected, expected)));
+            assert_eq!(
+                early.try_consume_next().unwrap(),
+                Some((expected, expected))
+            );
         }
     }
 

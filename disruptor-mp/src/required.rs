@@ -139,7 +139,10 @@ impl fmt::Debug for RequiredConsumerLivenessConfig {
             .field("progress_check_interval", &self.progress_check_interval)
             .field("shutdown_grace_period", &self.shutdown_grace_period)
             .field("failure_action", &self.failure_action)
-            .field("alert", &self.alert.as_ref().map(|_| "Fn(&RequiredConsumerAlert)"))
+            .field(
+                "alert",
+                &self.alert.as_ref().map(|_| "Fn(&RequiredConsumerAlert)"),
+            )
             .finish()
     }
 }
@@ -200,7 +203,10 @@ impl RequiredConsumerLivenessConfig {
     /// Calls `hook` when a required consumer is found stalled (and, with
     /// [`AlertOnly`](RequiredConsumerFailureAction::AlertOnly), again every progress timeout while it
     /// stays stalled).
-    pub fn with_alert(mut self, hook: impl Fn(&RequiredConsumerAlert) + Send + Sync + 'static) -> Self {
+    pub fn with_alert(
+        mut self,
+        hook: impl Fn(&RequiredConsumerAlert) + Send + Sync + 'static,
+    ) -> Self {
         self.alert = Some(Arc::new(hook));
         self
     }

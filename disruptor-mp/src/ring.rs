@@ -13,8 +13,8 @@ use crate::consumer::StartPosition;
 use crate::error::AttachError;
 use crate::event::RingEvent;
 use crate::registry::{self, GatingSet, SlotClaim};
-use crate::wait::UNORDERED_SLEEP_BOUND;
 use crate::segment::{slot_state, Endpoint, Ownership, PublishedLine, Segment};
+use crate::wait::UNORDERED_SLEEP_BOUND;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, Ordering};
@@ -442,7 +442,14 @@ impl<E: RingEvent> ConsumerRing<E> {
     /// hot empty-poll path; [`is_drained_and_closed`](Self::is_drained_and_closed) decides).
     #[inline(always)]
     pub(crate) fn may_have_ended(&self) -> bool {
-        self.evicted || self.segment.producer_region().closed.0.load(Ordering::Relaxed) != 0
+        self.evicted
+            || self
+                .segment
+                .producer_region()
+                .closed
+                .0
+                .load(Ordering::Relaxed)
+                != 0
     }
 
     /// True once the producer closed the ring and every event it published has been read.

@@ -44,15 +44,15 @@
 //! undefined behaviour. See the [threat model](crate::protocol#threat-model).
 
 use crate::backend::liveness::{self, ProcessStamp};
-use crate::backend::wake;
 use crate::backend::shm::{self, ShmObject};
+use crate::backend::wake;
 use crate::backend::Mapping;
-use std::os::fd::AsFd;
 use crate::error::{AttachError, CreateError, EventSummary, TypeMismatch};
 use crate::layout::{FieldDifference, Fnv64, LeafField, TypeLayout};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::mem::{offset_of, size_of};
+use std::os::fd::AsFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -793,9 +793,7 @@ impl Segment {
             }));
         }
         // Map the fixed part only (no populate) until the header says how large the segment really is.
-        let probe = object
-            .map(fixed_len, false)
-            .map_err(|e| os("mmap", e))?;
+        let probe = object.map(fixed_len, false).map_err(|e| os("mmap", e))?;
         let header = match read_ready_header(&probe) {
             HeaderRead::Ready(header) => header,
             HeaderRead::Initializing => return Err(AttemptError::NotReady),
@@ -884,8 +882,12 @@ impl Segment {
     /// own open of the segment, which must not be the one holding `endpoint`. A system error answers
     /// "alive": a live endpoint is never declared dead.
     pub(crate) fn is_alive(&self, endpoint: Endpoint) -> bool {
-        liveness::is_held(self.object.as_fd(), lock_byte(endpoint), self.stamp(endpoint))
-            .unwrap_or(true)
+        liveness::is_held(
+            self.object.as_fd(),
+            lock_byte(endpoint),
+            self.stamp(endpoint),
+        )
+        .unwrap_or(true)
     }
 
     fn stamp_words(&self, endpoint: Endpoint) -> (&AtomicU32, &AtomicU64) {
@@ -925,7 +927,14 @@ impl Segment {
     /// fence between that store and this: the light fence on the hot path, a full fence elsewhere.
     #[inline(always)]
     pub(crate) fn wake_consumers_if_sleeping(&self) {
-        if self.producer_region().published.0.consumers_sleeping.load(Ordering::Relaxed) != 0 {
+        if self
+            .producer_region()
+            .published
+            .0
+            .consumers_sleeping
+            .load(Ordering::Relaxed)
+            != 0
+        {
             self.wake_sleeping_consumers();
         }
     }
@@ -946,7 +955,14 @@ impl Segment {
     /// [`wake_consumers_if_sleeping`](Self::wake_consumers_if_sleeping), after a commit or a leave).
     #[inline(always)]
     pub(crate) fn wake_producer_if_sleeping(&self) {
-        if self.producer_region().producer_wait.0.sleeping.load(Ordering::Relaxed) != 0 {
+        if self
+            .producer_region()
+            .producer_wait
+            .0
+            .sleeping
+            .load(Ordering::Relaxed)
+            != 0
+        {
             self.wake_sleeping_producer();
         }
     }

@@ -315,7 +315,11 @@ mod tests {
         let start = Instant::now();
         let mut waiter = Waiter::new(strategy, Some(Duration::from_millis(20)));
         while waiter.pause() {}
-        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]
@@ -333,7 +337,10 @@ mod tests {
                 }
             }
             // About one check per interval: never more, and not many fewer.
-            assert!((3..=11).contains(&checks), "{checks} checks with pause {pause:?}");
+            assert!(
+                (3..=11).contains(&checks),
+                "{checks} checks with pause {pause:?}"
+            );
         }
     }
 

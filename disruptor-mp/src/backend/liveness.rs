@@ -332,7 +332,8 @@ mod tests {
     }
 
     fn forking() -> RwLockWriteGuard<'static, ()> {
-        FORK.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        FORK.write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A file in the temporary directory with a name no other test (or run) uses, removed on drop.
@@ -439,7 +440,11 @@ mod tests {
             // parent's destructors or at-exit handlers.
             unsafe {
                 let written = libc::write(write_end, bytes.as_ptr().cast(), bytes.len());
-                libc::_exit(if written == bytes.len() as isize { 0 } else { 1 });
+                libc::_exit(if written == bytes.len() as isize {
+                    0
+                } else {
+                    1
+                });
             }
         }
         assert!(child > 0, "fork: {}", io::Error::last_os_error());
@@ -514,7 +519,10 @@ mod tests {
 
             assert!(!is_held(b, 0, any_stamp()).unwrap());
             assert!(hold(a, 0).unwrap(), "a fresh byte is free");
-            assert!(hold(a, 0).unwrap(), "holding again through the holder is harmless");
+            assert!(
+                hold(a, 0).unwrap(),
+                "holding again through the holder is harmless"
+            );
             assert!(is_held(b, 0, any_stamp()).unwrap());
             assert!(!hold(b, 0).unwrap(), "another description is refused");
             // Other bytes are independent: the consumer takes its own.
@@ -566,7 +574,10 @@ mod tests {
             let file = TempFile::new("far");
             let (holder, observer) = (file.open(), file.open());
             // (A 32-bit `off_t` cannot reach 2^41; the crate's 64-bit targets all can.)
-            for byte in [1u64 << 41, MAX_BYTE].into_iter().filter(|&b| b <= MAX_BYTE) {
+            for byte in [1u64 << 41, MAX_BYTE]
+                .into_iter()
+                .filter(|&b| b <= MAX_BYTE)
+            {
                 assert!(hold(holder.as_fd(), byte).unwrap());
                 assert!(is_held(observer.as_fd(), byte, any_stamp()).unwrap());
                 assert!(!hold(observer.as_fd(), byte).unwrap());
@@ -626,7 +637,11 @@ mod tests {
             );
             drop(mapping);
             assert!(!is_held(consumer.as_fd(), lock_base, any_stamp()).unwrap());
-            assert_eq!(consumer.len().unwrap(), 4096, "locks do not grow the object");
+            assert_eq!(
+                consumer.len().unwrap(),
+                4096,
+                "locks do not grow the object"
+            );
         }
 
         /// Where the child helper finds the file to lock; set only for the child.

@@ -165,8 +165,12 @@ mod os {
     const ULF_WAKE_ALL: u32 = 0x0000_0100;
 
     extern "C" {
-        fn __ulock_wait(operation: u32, addr: *mut libc::c_void, value: u64, timeout_us: u32)
-            -> libc::c_int;
+        fn __ulock_wait(
+            operation: u32,
+            addr: *mut libc::c_void,
+            value: u64,
+            timeout_us: u32,
+        ) -> libc::c_int;
         fn __ulock_wake(operation: u32, addr: *mut libc::c_void, wake_value: u64) -> libc::c_int;
     }
 
@@ -230,7 +234,11 @@ mod tests {
         let word = AtomicU32::new(5);
         let start = Instant::now();
         wait(&word, 5, Some(Duration::from_millis(30)));
-        assert!(start.elapsed() >= Duration::from_millis(25), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(25),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]
