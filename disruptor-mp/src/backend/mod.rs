@@ -18,6 +18,8 @@
 //! - [`shm`]: named POSIX shared-memory objects (`shm_open`, sizing, `fstat`, `shm_unlink`) and the
 //!   platform's limit on their names.
 //! - [`mmap`]: a shared read-write mapping of a whole segment, optionally pre-faulted.
+//! - [`file`](mod@file): rings in regular files: the directory checked and opened once, temporary files
+//!   installed without replacing a file, opened without following links, their blocks reserved.
 //! - [`liveness`]: whether the process behind an endpoint is alive, kernel-backed: an open-file-description
 //!   lock on one byte of the segment on Linux, the process's PID and start time on macOS.
 //!
@@ -27,6 +29,8 @@
 //! Identifying the creating process for display needs no backend (`std::process::id` serves on both
 //! systems); telling whether an endpoint's process is still alive does, and is [`liveness`].
 
+#[allow(dead_code)] // used by the segment layer once the file backend is wired in
+pub(crate) mod file;
 pub(crate) mod liveness;
 pub(crate) mod mmap;
 pub(crate) mod shm;
