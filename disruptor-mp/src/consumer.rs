@@ -1,16 +1,17 @@
-//! The consumer endpoint: [`attach_shared_consumer`], [`SharedConsumerBuilder`], [`SharedConsumer`] and
-//! [`EventLease`].
+//! The consumer endpoint: [`attach_shared_consumer`] and [`attach_mmap_consumer`], [`ConsumerBuilder`],
+//! [`Consumer`] (named [`SharedConsumer`] and [`MmapConsumer`] by backend), [`EventLease`] and
+//! [`StartPosition`].
 
 use crate::error::{AttachError, ConsumeError};
 use crate::event::RingEvent;
-use crate::name::normalize_segment_name;
 use crate::producer::DEFAULT_LIVENESS_INTERVAL;
 use crate::registry;
 use crate::ring::ConsumerRing;
-use crate::segment::Segment;
+use crate::segment::{Backend, MappedFile, Segment, SharedMemory, Target};
 use crate::wait::{PollPacer, WaitStrategy, Waiter};
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::path::Path;
 use std::time::Duration;
 
 /// Starts building a consumer of the ring named `name`, whose events must be of type `E`.
@@ -46,15 +47,19 @@ use std::time::Duration;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn attach_shared_consumer<E: RingEvent>(name: &str) -> SharedConsumerBuilder<E> {
-    SharedConsumerBuilder {
-        name: name.to_string(),
-        consumer_id: String::new(),
-        attach_timeout: Duration::ZERO,
-        wait_strategy: WaitStrategy::default(),
-        liveness_interval: DEFAULT_LIVENESS_INTERVAL,
-        start_position: StartPosition::Latest,
-        _event: PhantomData,
-    }
+    ConsumerBuilder::new(Target::SharedMemory(name.to_string()))
+}
+
+/// Starts building a consumer of the file-backed ring at `path` (see
+/// [`build_mmap_single_producer`](crate::build_mmap_single_producer)), whose events must be of type `E`:
+/// the same checks, options and semantics as [`attach_shared_consumer`].
+///
+/// The path is never followed if it is a symbolic link, and must name a regular file
+/// ([`AttachError::PathRefused`] otherwise); a file that is not a ring is refused as a segment would be
+/// (for example [`AttachError::BadMagic`]). A ring whose producer exited cleanly stays attachable: read it
+/// from [`StartPosition::Earliest`], then get [`ConsumeError::Closed`].
+pub fn attach_mmap_consumer<E: RingEvent>(path: impl AsRef<Path>) -> MmapConsumerBuilder<E> {
+    ConsumerBuilder::new(Target::File(path.as_ref().to_path_buf()))
 }
 
 /// Where a consumer that joins a running ring starts reading; see
@@ -79,20 +84,37 @@ pub enum StartPosition {
     Sequence(u64),
 }
 
-/// Configures a consumer before attaching; see [`attach_shared_consumer`].
+/// Configures a consumer before attaching; see [`attach_shared_consumer`] and [`attach_mmap_consumer`].
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until build_consumer() is called"]
-pub struct SharedConsumerBuilder<E> {
-    name: String,
+pub struct ConsumerBuilder<E, B> {
+    target: Target,
     consumer_id: String,
     attach_timeout: Duration,
     wait_strategy: WaitStrategy,
     liveness_interval: Duration,
     start_position: StartPosition,
-    _event: PhantomData<fn() -> E>,
+    _types: PhantomData<fn() -> (E, B)>,
 }
 
-impl<E: RingEvent> SharedConsumerBuilder<E> {
+/// The builder of a shared-memory ring's consumer.
+pub type SharedConsumerBuilder<E> = ConsumerBuilder<E, SharedMemory>;
+/// The builder of a file-backed ring's consumer.
+pub type MmapConsumerBuilder<E> = ConsumerBuilder<E, MappedFile>;
+
+impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
+    fn new(target: Target) -> Self {
+        ConsumerBuilder {
+            target,
+            consumer_id: String::new(),
+            attach_timeout: Duration::ZERO,
+            wait_strategy: WaitStrategy::default(),
+            liveness_interval: DEFAULT_LIVENESS_INTERVAL,
+            start_position: StartPosition::Latest,
+            _types: PhantomData,
+        }
+    }
+
     /// Names this consumer in the segment's consumer table (at most 48 bytes). Default: empty.
     ///
     /// An id that the producer reserved with
@@ -144,33 +166,41 @@ impl<E: RingEvent> SharedConsumerBuilder<E> {
     ///
     /// A segment whose producer died is treated as not there yet: the attach waits (up to its timeout) for
     /// a new producer to reclaim the name, then fails with [`AttachError::ProducerGone`].
-    pub fn build_consumer(self) -> Result<SharedConsumer<E>, AttachError> {
-        let name = normalize_segment_name(&self.name)?;
+    pub fn build_consumer(self) -> Result<Consumer<E, B>, AttachError> {
+        let location = self.target.locate()?;
         registry::validate_consumer_id(&self.consumer_id)?;
-        let segment = Segment::attach(&name, &E::LAYOUT, self.attach_timeout)?;
+        let segment = Segment::attach(location, &E::LAYOUT, self.attach_timeout)?;
         let claim = registry::claim_slot(&segment, &self.consumer_id)?;
-        Ok(SharedConsumer {
+        Ok(Consumer {
             ring: ConsumerRing::join(segment, claim, self.start_position)?,
             wait_strategy: self.wait_strategy,
             consumer_id: self.consumer_id,
             liveness_pacer: PollPacer::new(self.liveness_interval),
+            _backend: PhantomData,
         })
     }
 }
 
-/// A consumer of a shared-memory ring: reads every event the producer publishes after it joined, in
-/// order, in place. Dropping it frees its consumer slot, and the producer stops waiting for it.
+/// A consumer of a ring ([`SharedConsumer`] for shared memory, [`MmapConsumer`] for a file): reads every
+/// event the producer publishes from its start on, in order, in place. Dropping it frees its consumer
+/// slot, and the producer stops waiting for it.
 ///
 /// After `fork`, the child's copy of a consumer is inert: dropping it does not free the parent's slot. Do
 /// not read through it (see [`protocol`](crate::protocol#leaving-and-fork)).
 #[derive(Debug)]
-pub struct SharedConsumer<E: RingEvent> {
+pub struct Consumer<E: RingEvent, B: Backend> {
     ring: ConsumerRing<E>,
     wait_strategy: WaitStrategy,
     consumer_id: String,
     /// Paces the producer liveness checks of reads that find the ring empty, across calls.
     liveness_pacer: PollPacer,
+    _backend: PhantomData<fn() -> B>,
 }
+
+/// The consumer of a shared-memory ring ([`attach_shared_consumer`]).
+pub type SharedConsumer<E> = Consumer<E, SharedMemory>;
+/// The consumer of a file-backed ring ([`attach_mmap_consumer`]).
+pub type MmapConsumer<E> = Consumer<E, MappedFile>;
 
 /// An event read in place from the ring. Derefs to `&E`; when it drops, the event counts as consumed and
 /// the producer may reuse its slot. (Forgetting a lease with `mem::forget` leaves the event unconsumed: the
@@ -205,7 +235,7 @@ impl<E: RingEvent> Drop for EventLease<'_, E> {
     }
 }
 
-impl<E: RingEvent> SharedConsumer<E> {
+impl<E: RingEvent, B: Backend> Consumer<E, B> {
     /// The next event, read in place, if one is available now. `Ok(None)`: none yet.
     ///
     /// Once every published event has been read, an empty ring also reports why nothing more will come:

@@ -53,6 +53,31 @@ pub enum NameError {
     },
 }
 
+/// Why a path cannot hold a file-backed ring, found before (or instead of) any system error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PathRefusal {
+    /// The last component of the path is a symbolic link. Rings are never opened or created through a
+    /// link (another user could point it anywhere): give the real path.
+    #[error("it is a symbolic link, and rings are never opened through one")]
+    Symlink,
+    /// The path names something other than a regular file (`kind`: "directory", "FIFO", "socket",
+    /// "character device", "block device", …).
+    #[error("it is a {kind}, not a regular file")]
+    NotRegularFile {
+        /// What the path names.
+        kind: &'static str,
+    },
+    /// The directory is unsafe to keep a ring in (for example writable by other users without the sticky
+    /// bit, so that anyone could replace the ring). Use a directory only you can write to, or one with the
+    /// sticky bit such as `/tmp`.
+    #[error("its directory is unsafe: {reason}")]
+    UnsafeDirectory {
+        /// Why.
+        reason: &'static str,
+    },
+}
+
 /// Why a ring could not be created.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -149,6 +174,14 @@ pub enum CreateError {
         attached: usize,
         /// The timeout that expired.
         timeout: Duration,
+    },
+    /// The path of a file-backed ring was refused: see [`PathRefusal`].
+    #[error("ring file {path:?} refused: {reason}")]
+    PathRefused {
+        /// The path as given.
+        path: String,
+        /// Why.
+        reason: PathRefusal,
     },
     /// The operating system refused an operation; `operation` names the call.
     #[error("segment {name:?}: {operation} failed: {source}")]
@@ -451,6 +484,14 @@ pub enum AttachError {
         owner_uid: Option<u32>,
         /// The effective user id of this process.
         process_uid: u32,
+    },
+    /// The path of a file-backed ring was refused: see [`PathRefusal`].
+    #[error("ring file {path:?} refused: {reason}")]
+    PathRefused {
+        /// The path as given.
+        path: String,
+        /// Why.
+        reason: PathRefusal,
     },
     /// The operating system refused an operation; `operation` names the call.
     #[error("segment {name:?}: {operation} failed: {source}")]

@@ -109,21 +109,24 @@ on_supported_platforms! {
     pub struct ReadmeDoctests;
 
     pub use consumer::{
-        attach_shared_consumer, EventLease, SharedConsumer, SharedConsumerBuilder, StartPosition,
+        attach_mmap_consumer, attach_shared_consumer, Consumer, ConsumerBuilder, EventLease,
+        MmapConsumer, MmapConsumerBuilder, SharedConsumer, SharedConsumerBuilder, StartPosition,
     };
     /// Derives [`RingEvent`](trait@RingEvent) for a `#[repr(C)]` struct, proving at compile time that it can
     /// live in shared memory. See the [`event`] module.
     pub use disruptor_mp_derive::RingEvent;
     pub use error::{
-        AttachError, ConsumeError, CreateError, EventSummary, NameError, PublishError, TypeMismatch,
-        WaitForConsumersError,
+        AttachError, ConsumeError, CreateError, EventSummary, NameError, PathRefusal, PublishError,
+        TypeMismatch, WaitForConsumersError,
     };
     pub use event::RingEvent;
     pub use name::portable_shm_segment_name;
     pub use producer::{
-        build_shared_single_producer, CoordinationMode, ProducerStats, SharedProducer,
+        build_mmap_single_producer, build_shared_single_producer, CoordinationMode, MmapProducer,
+        MmapProducerBuilder, Producer, ProducerBuilder, ProducerStats, SharedProducer,
         SharedProducerBuilder, DEFAULT_LIVENESS_INTERVAL,
     };
+    pub use segment::{Backend, MappedFile, SharedMemory};
     pub use required::{
         RequiredConsumerAlert, RequiredConsumerError, RequiredConsumerFailureAction,
         RequiredConsumerLivenessConfig,

@@ -1,15 +1,18 @@
-//! The producer endpoint: [`build_shared_single_producer`], [`SharedProducerBuilder`], [`SharedProducer`].
+//! The producer endpoint: [`build_shared_single_producer`] and [`build_mmap_single_producer`],
+//! [`ProducerBuilder`], [`Producer`] (named [`SharedProducer`] and [`MmapProducer`] by backend).
 
 use crate::error::{CreateError, PublishError, WaitForConsumersError};
 use crate::event::RingEvent;
-use crate::name::normalize_segment_name;
 use crate::registry;
 use crate::required::{RequiredConsumerError, RequiredConsumerLivenessConfig, RequiredMonitor};
 use crate::ring::ProducerRing;
-use crate::segment::{CreateParams, Segment, DEFAULT_CONSUMER_SLOTS};
+use crate::segment::{
+    Backend, CreateParams, MappedFile, Segment, SharedMemory, Target, DEFAULT_CONSUMER_SLOTS,
+};
 use crate::wait::{deadline_after, PollPacer, WaitStrategy, Waiter};
 use std::marker::PhantomData;
 use std::ops::Range;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Starts building the single producer of a new ring named `name` holding `capacity` events of type `E`.
@@ -40,18 +43,48 @@ pub fn build_shared_single_producer<E: RingEvent>(
     name: &str,
     capacity: usize,
 ) -> SharedProducerBuilder<E> {
-    SharedProducerBuilder {
-        name: name.to_string(),
-        capacity: capacity as u64,
-        consumer_slots: DEFAULT_CONSUMER_SLOTS,
-        mode: 0o600,
-        wait_strategy: WaitStrategy::default(),
-        liveness_interval: DEFAULT_LIVENESS_INTERVAL,
-        coordination: CoordinationMode::Immediate,
-        named_consumers: None,
-        required: None,
-        _event: PhantomData,
-    }
+    ProducerBuilder::new(Target::SharedMemory(name.to_string()), capacity)
+}
+
+/// Starts building the single producer of a new ring stored in the file at `path`, holding `capacity`
+/// events of type `E`: the same ring, options and semantics as [`build_shared_single_producer`], in a
+/// memory-mapped file instead of shared memory.
+///
+/// The ring is built in a temporary file in the same directory and moved to `path` only when complete,
+/// without ever replacing an existing file: a file whose producer is alive is refused
+/// ([`CreateError::AlreadyExists`], with its pid), one left by a dead or exited producer is reclaimed. The
+/// file is created with mode 0600 unless [configured](ProducerBuilder::with_mode), never through a symbolic
+/// link, and only in a directory no other user can replace it in (see [`PathRefusal`](crate::PathRefusal)).
+/// When the producer exits, the file stays: a closed ring that consumers can still read (from
+/// [`StartPosition::Earliest`](crate::StartPosition::Earliest)) until a new producer reclaims the path.
+///
+/// ```
+/// use disruptor_mp::{attach_mmap_consumer, build_mmap_single_producer, StartPosition};
+/// use std::time::Duration;
+///
+/// # let dir = std::env::temp_dir().join(format!("dmp-doc-mmap-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("prices.ring");
+/// let mut producer = build_mmap_single_producer::<u64>(&path, 1024).build_producer()?;
+/// for price in [101, 102, 103] {
+///     producer.publish(price)?;
+/// }
+/// drop(producer); // the file stays, closed
+///
+/// let mut replay = attach_mmap_consumer::<u64>(&path)
+///     .with_start_position(StartPosition::Earliest)
+///     .build_consumer()?;
+/// let (first, sequence) = replay.consume_next_timeout(Duration::from_secs(1))?;
+/// assert_eq!((first, sequence), (101, 0));
+/// # drop(replay);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn build_mmap_single_producer<E: RingEvent>(
+    path: impl AsRef<Path>,
+    capacity: usize,
+) -> MmapProducerBuilder<E> {
+    ProducerBuilder::new(Target::File(path.as_ref().to_path_buf()), capacity)
 }
 
 /// How often a blocked endpoint checks whether the process it waits on is alive, unless configured: a
@@ -77,11 +110,12 @@ pub enum CoordinationMode {
     },
 }
 
-/// Configures a new ring before creating it; see [`build_shared_single_producer`].
+/// Configures a new ring before creating it; see [`build_shared_single_producer`] and
+/// [`build_mmap_single_producer`].
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until build_producer() is called"]
-pub struct SharedProducerBuilder<E> {
-    name: String,
+pub struct ProducerBuilder<E, B> {
+    target: Target,
     capacity: u64,
     consumer_slots: u32,
     mode: u32,
@@ -90,10 +124,30 @@ pub struct SharedProducerBuilder<E> {
     coordination: CoordinationMode,
     named_consumers: Option<(usize, String)>,
     required: Option<RequiredConsumerLivenessConfig>,
-    _event: PhantomData<fn() -> E>,
+    _types: PhantomData<fn() -> (E, B)>,
 }
 
-impl<E: RingEvent> SharedProducerBuilder<E> {
+/// The builder of a shared-memory ring's producer.
+pub type SharedProducerBuilder<E> = ProducerBuilder<E, SharedMemory>;
+/// The builder of a file-backed ring's producer.
+pub type MmapProducerBuilder<E> = ProducerBuilder<E, MappedFile>;
+
+impl<E: RingEvent, B: Backend> ProducerBuilder<E, B> {
+    fn new(target: Target, capacity: usize) -> Self {
+        ProducerBuilder {
+            target,
+            capacity: capacity as u64,
+            consumer_slots: DEFAULT_CONSUMER_SLOTS,
+            mode: 0o600,
+            wait_strategy: WaitStrategy::default(),
+            liveness_interval: DEFAULT_LIVENESS_INTERVAL,
+            coordination: CoordinationMode::Immediate,
+            named_consumers: None,
+            required: None,
+            _types: PhantomData,
+        }
+    }
+
     /// Sets the number of consumer slots in the segment's table (default 64, at most 1024): the most
     /// consumers that can be attached at once.
     pub fn with_consumer_slots(mut self, slots: u32) -> Self {
@@ -208,11 +262,11 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
     /// reclaimed: its name is removed and a new segment, with a new epoch, takes it; consumers still
     /// mapped to the old one get [`ConsumeError::ProducerGone`](crate::ConsumeError::ProducerGone). A name
     /// whose producer is alive is refused with [`CreateError::AlreadyExists`], naming its pid.
-    pub fn build_producer(self) -> Result<SharedProducer<E>, CreateError> {
-        let name = normalize_segment_name(&self.name)?;
+    pub fn build_producer(self) -> Result<Producer<E, B>, CreateError> {
+        let location = self.target.locate()?;
         let reserved = self.reserved_ids()?;
         let segment = Segment::create(CreateParams {
-            name: &name,
+            location,
             capacity: self.capacity,
             consumer_slots: self.consumer_slots,
             mode: self.mode,
@@ -222,11 +276,12 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
             registry::reserve(&segment, index, id);
         }
         segment.mark_ready();
-        let producer = SharedProducer {
+        let producer = Producer {
             ring: ProducerRing::new(segment),
             wait_strategy: self.wait_strategy,
             liveness_pacer: PollPacer::new(self.liveness_interval),
             required: self.required.map(RequiredMonitor::new),
+            _backend: PhantomData,
         };
         if let CoordinationMode::WaitForConsumers {
             min_consumers,
@@ -237,7 +292,7 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
                 producer.wait_for_consumers(min_consumers, timeout)
             {
                 return Err(CreateError::ConsumersMissing {
-                    name,
+                    name: producer.segment_name().to_string(),
                     wanted: min_consumers,
                     attached,
                     timeout,
@@ -248,23 +303,31 @@ impl<E: RingEvent> SharedProducerBuilder<E> {
     }
 }
 
-/// The single producer of a shared-memory ring.
+/// The single producer of a ring: [`SharedProducer`] for a shared-memory ring, [`MmapProducer`] for a
+/// file-backed one (the backend `B` changes only where the ring lives).
 ///
 /// Every attached consumer sees every event, and the slowest one bounds the producer: a publish waits (or
 /// fails, for `try_` variants) rather than overwrite an event some consumer has not read. Dropping the
 /// producer closes the ring: consumers drain what was published, then get
-/// [`ConsumeError::Closed`](crate::ConsumeError::Closed), and the segment's name is removed.
+/// [`ConsumeError::Closed`](crate::ConsumeError::Closed), and a shared-memory segment's name is removed (a
+/// ring file stays, closed).
 ///
 /// After `fork`, the child's copy of a producer is inert: dropping it neither closes nor unlinks the
 /// parent's ring. Do not publish through it (see [`protocol`](crate::protocol#leaving-and-fork)).
 #[derive(Debug)]
-pub struct SharedProducer<E: RingEvent> {
+pub struct Producer<E: RingEvent, B: Backend> {
     ring: ProducerRing<E>,
     wait_strategy: WaitStrategy,
     /// Paces the dead-consumer sweeps of blocked publishes, across calls.
     liveness_pacer: PollPacer,
     required: Option<RequiredMonitor>,
+    _backend: PhantomData<fn() -> B>,
 }
+
+/// The producer of a shared-memory ring ([`build_shared_single_producer`]).
+pub type SharedProducer<E> = Producer<E, SharedMemory>;
+/// The producer of a file-backed ring ([`build_mmap_single_producer`]).
+pub type MmapProducer<E> = Producer<E, MappedFile>;
 
 /// Counters kept by a producer, read with [`SharedProducer::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -280,7 +343,7 @@ pub struct ProducerStats {
     pub evicted_consumers: u64,
 }
 
-impl<E: RingEvent> SharedProducer<E> {
+impl<E: RingEvent, B: Backend> Producer<E, B> {
     /// Publishes `event` if there is room now; returns its sequence, or [`PublishError::Full`].
     #[inline(always)]
     pub fn try_publish(&mut self, event: E) -> Result<u64, PublishError> {
@@ -516,11 +579,12 @@ impl<E: RingEvent> SharedProducer<E> {
     #[cold]
     #[inline(never)]
     fn wait_for_room_managed(&mut self, count: u64) -> Result<(), RequiredConsumerError> {
-        let SharedProducer {
+        let Producer {
             ring,
             required,
             wait_strategy,
             liveness_pacer,
+            _backend,
         } = self;
         let Some(monitor) = required else {
             return Ok(self.wait_for_room(count, None, None)?);
@@ -671,7 +735,7 @@ fn wait_until_room<E: RingEvent, Er>(
     }
 }
 
-impl<E: RingEvent> Drop for SharedProducer<E> {
+impl<E: RingEvent, B: Backend> Drop for Producer<E, B> {
     fn drop(&mut self) {
         self.ring.close();
     }

@@ -686,7 +686,7 @@ impl GatingSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::CreateParams;
+    use crate::segment::{CreateParams, Location};
     use crate::{attach_shared_consumer, SharedConsumer};
     use crate::{build_shared_single_producer, PublishError, RingEvent};
     use std::time::Duration;
@@ -694,7 +694,7 @@ mod tests {
     fn segment(label: &str) -> Segment {
         let name = format!("/dmp-unit-registry-{label}-{}", std::process::id());
         let segment = Segment::create(CreateParams {
-            name: &name,
+            location: Location::SharedMemory(name.clone()),
             capacity: 8,
             consumer_slots: 4,
             mode: 0o600,
@@ -745,7 +745,12 @@ mod tests {
         }
         // A joiner stopped right after taking a provisional cursor that the producer has since passed by
         // more than a ring: the producer's next gate refresh drops the room below what it already saw.
-        let segment = Segment::attach(&format!("/{name}"), &u64::LAYOUT, Duration::ZERO).unwrap();
+        let segment = Segment::attach(
+            Location::SharedMemory(format!("/{name}")),
+            &u64::LAYOUT,
+            Duration::ZERO,
+        )
+        .unwrap();
         let claim = claim_slot(&segment, "stalled").unwrap();
         let slot = segment.consumer_slot(claim.index);
         slot.cursor.0.store(0, Ordering::Release);
@@ -849,7 +854,12 @@ mod tests {
         for i in 0..20 {
             producer.publish(i).unwrap();
         }
-        let segment = Segment::attach(&format!("/{name}"), &u64::LAYOUT, Duration::ZERO).unwrap();
+        let segment = Segment::attach(
+            Location::SharedMemory(format!("/{name}")),
+            &u64::LAYOUT,
+            Duration::ZERO,
+        )
+        .unwrap();
         drop(producer);
         let claim = claim_slot(&segment, "").unwrap();
         assert_eq!(join(&segment, claim, StartPosition::Earliest).unwrap(), 12);

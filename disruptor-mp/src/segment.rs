@@ -43,11 +43,12 @@
 //! promise at attach is the one above: a corrupted, truncated or foreign object is an error, never
 //! undefined behaviour. See the [threat model](crate::protocol#threat-model).
 
+use crate::backend::file::{self, FileError, RingPath, TempFile};
 use crate::backend::liveness::{self, ProcessStamp};
-use crate::backend::shm::{self, ShmObject};
+use crate::backend::shm;
 use crate::backend::wake;
-use crate::backend::Mapping;
-use crate::error::{AttachError, CreateError, EventSummary, TypeMismatch};
+use crate::backend::{Mapping, SegmentObject};
+use crate::error::{AttachError, CreateError, EventSummary, NameError, PathRefusal, TypeMismatch};
 use crate::layout::{FieldDifference, Fnv64, LeafField, TypeLayout};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
@@ -449,13 +450,221 @@ impl Geometry {
     }
 }
 
+/// Where the rings of an endpoint type live: [`SharedMemory`] or [`MappedFile`]. Producers and consumers
+/// are generic over it ([`Producer<E, B>`](crate::Producer), [`Consumer<E, B>`](crate::Consumer)); the code
+/// is the same for both, and only finding, naming and removing the segment differ. Sealed: this crate
+/// defines the backends.
+pub trait Backend: sealed::Sealed + std::fmt::Debug + Send + Sync + 'static {}
+
+/// Rings in named POSIX shared-memory objects (`shm_open`; on Linux, files under `/dev/shm`): the ring
+/// disappears when its producer closes it (or with the machine).
+#[derive(Debug)]
+pub enum SharedMemory {}
+
+/// Rings in regular files, memory-mapped: the ring outlives its producer as a closed, readable file, until
+/// a new producer reclaims the path. On a disk-backed file system the kernel also writes the ring back to
+/// disk in the background, which the hot path does not wait for (and page write-backs can add latency
+/// spikes; a file on tmpfs has none).
+#[derive(Debug)]
+pub enum MappedFile {}
+
+impl Backend for SharedMemory {}
+impl Backend for MappedFile {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::SharedMemory {}
+    impl Sealed for super::MappedFile {}
+}
+
+/// What a builder was asked to create or attach to, resolved into a [`Location`] when it builds.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// A shared-memory segment name, as the user gave it.
+    SharedMemory(String),
+    /// A ring file's path.
+    File(std::path::PathBuf),
+}
+
+impl Target {
+    /// Checks the name (or opens and checks the file's directory).
+    pub(crate) fn locate(&self) -> Result<Location, LocateError> {
+        match self {
+            Target::SharedMemory(name) => Location::shared_memory(name),
+            Target::File(path) => Location::file(path),
+        }
+    }
+}
+
+/// Where a segment lives: a named POSIX shared-memory object, or a regular file that is memory-mapped.
+/// Everything but finding, naming and removing the object is the same for both.
+#[derive(Debug)]
+pub(crate) enum Location {
+    /// A shared-memory object, by its normalized name (`/name`).
+    SharedMemory(String),
+    /// A ring file, its directory opened once.
+    File(RingPath),
+}
+
+/// Why an object could not be opened.
+pub(crate) enum OpenError {
+    Os(io::Error),
+    Refused(PathRefusal),
+}
+
+impl From<FileError> for OpenError {
+    fn from(error: FileError) -> OpenError {
+        match error {
+            FileError::Os { source, .. } => OpenError::Os(source),
+            FileError::Refused(refusal) => OpenError::Refused(refusal),
+        }
+    }
+}
+
+/// Why a location could not be resolved, converted into the create or attach error.
+pub(crate) enum LocateError {
+    Name(NameError),
+    Refused {
+        path: String,
+        reason: PathRefusal,
+    },
+    Os {
+        path: String,
+        operation: &'static str,
+        source: io::Error,
+    },
+}
+
+impl From<LocateError> for CreateError {
+    fn from(error: LocateError) -> CreateError {
+        match error {
+            LocateError::Name(error) => CreateError::InvalidName(error),
+            LocateError::Refused { path, reason } => CreateError::PathRefused { path, reason },
+            LocateError::Os {
+                path,
+                operation,
+                source,
+            } => CreateError::Os {
+                name: path,
+                operation,
+                source,
+            },
+        }
+    }
+}
+
+impl From<LocateError> for AttachError {
+    fn from(error: LocateError) -> AttachError {
+        match error {
+            LocateError::Name(error) => AttachError::InvalidName(error),
+            LocateError::Refused { path, reason } => AttachError::PathRefused { path, reason },
+            LocateError::Os {
+                path,
+                operation,
+                source,
+            } => AttachError::Os {
+                name: path,
+                operation,
+                source,
+            },
+        }
+    }
+}
+
+impl Location {
+    /// A shared-memory location from a user's segment name (normalized: see [`crate::name`]).
+    pub(crate) fn shared_memory(name: &str) -> Result<Location, LocateError> {
+        crate::name::normalize_segment_name(name)
+            .map(Location::SharedMemory)
+            .map_err(LocateError::Name)
+    }
+
+    /// A file location: opens and checks the file's directory (see `backend::file`).
+    pub(crate) fn file(path: &std::path::Path) -> Result<Location, LocateError> {
+        let shown = path.display().to_string();
+        RingPath::new(path)
+            .map(Location::File)
+            .map_err(|error| match error {
+                FileError::Refused(reason) => LocateError::Refused {
+                    path: shown,
+                    reason,
+                },
+                FileError::Os { operation, source } => LocateError::Os {
+                    path: shown,
+                    operation,
+                    source,
+                },
+            })
+    }
+
+    /// The name shown in messages: the segment name, or the file's path.
+    pub(crate) fn display_name(&self) -> String {
+        match self {
+            Location::SharedMemory(name) => name.clone(),
+            Location::File(path) => path.path().display().to_string(),
+        }
+    }
+
+    /// Where the object lives in the file system, for messages (`None`: macOS shared memory).
+    fn fs_location(&self) -> Option<String> {
+        match self {
+            Location::SharedMemory(name) => shm::location(name),
+            Location::File(path) => Some(path.path().display().to_string()),
+        }
+    }
+
+    fn available_bytes(&self) -> Option<u64> {
+        match self {
+            Location::SharedMemory(_) => shm::available_bytes(),
+            Location::File(path) => path.available_bytes(),
+        }
+    }
+
+    fn mode_and_owner(&self) -> Option<(u32, u32)> {
+        match self {
+            Location::SharedMemory(name) => shm::mode_and_owner(name),
+            Location::File(path) => path.mode_and_owner(),
+        }
+    }
+
+    /// Opens the object under the name, read-write.
+    fn open(&self) -> Result<SegmentObject, OpenError> {
+        match self {
+            Location::SharedMemory(name) => shm::open(name).map_err(OpenError::Os),
+            Location::File(path) => Ok(SegmentObject::from_fd(path.open()?)),
+        }
+    }
+
+    /// Whether the name leads to `object` now.
+    fn names(&self, object: &SegmentObject) -> io::Result<bool> {
+        match self {
+            Location::SharedMemory(name) => match shm::open(name) {
+                Ok(current) => current.same_object(object),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            },
+            Location::File(path) => path.names(object.as_fd()),
+        }
+    }
+
+    /// Removes the name; processes that have the object mapped keep their mapping.
+    fn unlink(&self) -> io::Result<()> {
+        match self {
+            Location::SharedMemory(name) => shm::unlink(name),
+            Location::File(path) => path.unlink(),
+        }
+    }
+}
+
 /// A mapped, validated segment. Owns the mapping; hands out references tied to its own lifetime.
 #[derive(Debug)]
 pub(crate) struct Segment {
     mapping: Mapping,
     /// This endpoint's own open of the object: its liveness lock is held through it, and other endpoints'
     /// locks are queried through it. Open as long as the endpoint lives.
-    object: ShmObject,
+    object: SegmentObject,
+    location: Location,
+    /// The location as shown in messages.
     name: String,
     geometry: Geometry,
     epoch: u64,
@@ -464,7 +673,7 @@ pub(crate) struct Segment {
 
 /// Parameters for [`Segment::create`].
 pub(crate) struct CreateParams<'a> {
-    pub(crate) name: &'a str,
+    pub(crate) location: Location,
     pub(crate) capacity: u64,
     pub(crate) consumer_slots: u32,
     pub(crate) mode: u32,
@@ -574,7 +783,7 @@ impl Segment {
     /// the creator calls [`mark_ready`](Self::mark_ready). A name left by a dead producer is reclaimed.
     pub(crate) fn create(params: CreateParams<'_>) -> Result<Segment, CreateError> {
         let CreateParams {
-            name,
+            location,
             capacity,
             consumer_slots,
             mode,
@@ -616,26 +825,66 @@ impl Segment {
                 reason: "the ring would exceed the 1 TiB segment limit",
             },
         )?;
+        let name = location.display_name();
         let os = |operation: &'static str| {
+            let name = name.clone();
             move |source: io::Error| CreateError::Os {
-                name: name.to_string(),
+                name,
                 operation,
                 source,
             }
         };
-        let object = claim_name(name, mode)?;
-        // From here on the object is ours (we hold its producer lock); any failure removes the name again.
-        let unlink_on_error = |error: CreateError| {
-            let _ = shm::unlink(name);
+        // Shared memory: the object is created under its final name and owned from the start (its
+        // producer lock). A file: the ring is built in a temporary file and installed under its name only
+        // once complete, so that a file someone may have mapped is never truncated or rewritten.
+        let (object, temp) = match &location {
+            Location::SharedMemory(shm_name) => (
+                take_name(&location, || claim_shm_object(&location, shm_name, mode))?,
+                None,
+            ),
+            Location::File(path) => {
+                // Refuse at once (before building anything) if a live producer owns the file, and reclaim
+                // a dead one's.
+                match reclaim_stale(&location).map_err(|e| reclaim_error(&location, e))? {
+                    Reclaim::Live { pid } => return Err(name_taken(&location, Some(pid))),
+                    Reclaim::Foreign => return Err(name_taken(&location, None)),
+                    Reclaim::Removed | Reclaim::Busy | Reclaim::Starting => {}
+                }
+                let temp = path
+                    .create_temp(mode)
+                    .map_err(|e| file_error(&location, e))?;
+                let object = temp
+                    .fd()
+                    .try_clone_to_owned()
+                    .map(SegmentObject::from_fd)
+                    .map_err(os("dup"))?;
+                // A fresh file nobody else has opened: the lock is ours.
+                liveness::hold(object.as_fd(), lock_byte(Endpoint::Producer))
+                    .map_err(os("fcntl(F_OFD_SETLK)"))?;
+                (object, Some(temp))
+            }
+        };
+        // From here on the object is ours; any failure removes what we created.
+        let give_up = |error: CreateError| {
+            match (&location, &temp) {
+                (Location::File(path), Some(temp)) => path.discard(temp),
+                _ => {
+                    let _ = location.unlink();
+                }
+            }
             error
         };
-        object.set_len(geometry.total_len).map_err(|e| {
-            unlink_on_error(if e.raw_os_error() == Some(libc::ENOSPC) {
+        let sized = match &location {
+            Location::SharedMemory(_) => shm::set_len(&object, geometry.total_len),
+            Location::File(_) => file::set_len(object.as_fd(), geometry.total_len),
+        };
+        sized.map_err(|e| {
+            give_up(if e.raw_os_error() == Some(libc::ENOSPC) {
                 CreateError::InsufficientSpace {
-                    name: name.to_string(),
+                    name: name.clone(),
                     needed: geometry.total_len,
-                    available: shm::available_bytes(),
-                    location: shm::location(name),
+                    available: location.available_bytes(),
+                    location: location.fs_location(),
                 }
             } else {
                 os("ftruncate/posix_fallocate")(e)
@@ -643,7 +892,7 @@ impl Segment {
         })?;
         let mapping = object
             .map(geometry.total_len, true)
-            .map_err(|e| unlink_on_error(os("mmap")(e)))?;
+            .map_err(|e| give_up(os("mmap")(e)))?;
 
         let (leaves, descriptor_total) = stored_descriptor(layout);
         let mut header = RawHeader {
@@ -698,12 +947,19 @@ impl Segment {
         let segment = Segment {
             mapping,
             object,
-            name: name.to_string(),
+            location,
+            name,
             geometry,
             epoch: header.epoch,
             creator_pid: header.creator_pid,
         };
         segment.record_stamp(Endpoint::Producer, ProcessStamp::current());
+        if let (Location::File(path), Some(temp)) = (&segment.location, &temp) {
+            take_name(&segment.location, || {
+                install_file(&segment.location, path, temp)
+            })
+            .inspect_err(|_| path.discard(temp))?;
+        }
         Ok(segment)
     }
 
@@ -717,46 +973,75 @@ impl Segment {
     /// Attaches to an existing segment carrying `layout`, waiting up to `timeout` for it to exist and be
     /// ready.
     pub(crate) fn attach(
-        name: &str,
+        location: Location,
         layout: &TypeLayout,
         timeout: Duration,
     ) -> Result<Segment, AttachError> {
         let start = Instant::now();
         let mut backoff = Duration::from_micros(100);
+        let mut location = location;
         loop {
-            let outcome = Self::attach_once(name, layout);
+            let outcome = Self::attach_once(location, layout);
             let waited = start.elapsed();
-            match outcome {
+            let (retry, error) = match outcome {
                 Ok(segment) => return Ok(segment),
-                Err(AttemptError::Fatal(error)) => return Err(error),
-                Err(_) if waited < timeout => {
-                    std::thread::sleep(backoff.min(timeout - waited));
-                    backoff = (backoff * 2).min(Duration::from_millis(10));
-                }
-                Err(AttemptError::NotFound) => {
-                    return Err(AttachError::NotFound {
-                        name: name.to_string(),
-                        waited,
-                    })
-                }
-                Err(AttemptError::NotReady) => {
-                    return Err(AttachError::NotReady {
-                        name: name.to_string(),
-                        waited,
-                    })
-                }
-                Err(AttemptError::ProducerGone { pid }) => {
-                    return Err(AttachError::ProducerGone {
-                        name: name.to_string(),
-                        pid,
-                        waited,
-                    })
-                }
+                Err((_, AttemptError::Fatal(error))) => return Err(error),
+                Err(failed) => failed,
+            };
+            if waited < timeout {
+                std::thread::sleep(backoff.min(timeout - waited));
+                backoff = (backoff * 2).min(Duration::from_millis(10));
+                location = retry;
+                continue;
             }
+            let name = retry.display_name();
+            return Err(match error {
+                AttemptError::NotFound => AttachError::NotFound { name, waited },
+                AttemptError::NotReady => AttachError::NotReady { name, waited },
+                AttemptError::ProducerGone { pid } => {
+                    AttachError::ProducerGone { name, pid, waited }
+                }
+                AttemptError::Fatal(error) => error,
+            });
         }
     }
 
-    fn attach_once(name: &str, layout: &TypeLayout) -> Result<Segment, AttemptError> {
+    /// One attempt of [`attach`](Self::attach); a failure hands the location back for the next one.
+    fn attach_once(
+        location: Location,
+        layout: &TypeLayout,
+    ) -> Result<Segment, (Location, AttemptError)> {
+        let opened = match Self::open_validated(&location, layout) {
+            Ok(opened) => opened,
+            Err(error) => return Err((location, error)),
+        };
+        let (object, mapping, geometry, header) = opened;
+        let segment = Segment {
+            mapping,
+            object,
+            name: location.display_name(),
+            location,
+            geometry,
+            epoch: header.epoch,
+            creator_pid: header.creator_pid,
+        };
+        // A ring whose producer died without closing it: nothing will ever be published to a consumer
+        // that joins now. Wait for a new producer to reclaim the name (or report it gone at the timeout).
+        if !segment.is_closed() && !segment.is_alive(Endpoint::Producer) {
+            let pid = segment.stamp(Endpoint::Producer).pid;
+            return Err((segment.location, AttemptError::ProducerGone { pid }));
+        }
+        Ok(segment)
+    }
+
+    /// Opens the object, validates its header against its length, checks its event type against
+    /// `layout`, and maps it whole.
+    fn open_validated(
+        location: &Location,
+        layout: &TypeLayout,
+    ) -> Result<(SegmentObject, Mapping, Geometry, RawHeader), AttemptError> {
+        let name = location.display_name();
+        let name = name.as_str();
         let os = |operation: &'static str, source: io::Error| {
             AttemptError::Fatal(AttachError::Os {
                 name: name.to_string(),
@@ -764,11 +1049,13 @@ impl Segment {
                 source,
             })
         };
-        let object = match ShmObject::open(name) {
+        let object = match location.open() {
             Ok(object) => object,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(AttemptError::NotFound),
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                let (mode, owner_uid) = shm::mode_and_owner(name).unzip();
+            Err(OpenError::Os(e)) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(AttemptError::NotFound)
+            }
+            Err(OpenError::Os(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
+                let (mode, owner_uid) = location.mode_and_owner().unzip();
                 return Err(AttemptError::Fatal(AttachError::PermissionDenied {
                     name: name.to_string(),
                     mode,
@@ -777,11 +1064,18 @@ impl Segment {
                     process_uid: unsafe { libc::geteuid() },
                 }));
             }
-            Err(e) => return Err(os("shm_open", e)),
+            Err(OpenError::Os(e)) => return Err(os("open", e)),
+            Err(OpenError::Refused(reason)) => {
+                return Err(AttemptError::Fatal(AttachError::PathRefused {
+                    path: name.to_string(),
+                    reason,
+                }))
+            }
         };
         let len = object.len().map_err(|e| os("fstat", e))?;
-        if len == 0 {
-            // Created but not yet sized: the creator is between shm_open and ftruncate.
+        if len == 0 && matches!(location, Location::SharedMemory(_)) {
+            // Created but not yet sized: the creator is between shm_open and ftruncate. (A ring file is
+            // complete before it gets its name: an empty one is not a ring.)
             return Err(AttemptError::NotReady);
         }
         let fixed_len = CONSUMERS_OFFSET;
@@ -827,25 +1121,10 @@ impl Segment {
         let mapping = object
             .map(geometry.total_len, true)
             .map_err(|e| os("mmap", e))?;
-        let segment = Segment {
-            mapping,
-            object,
-            name: name.to_string(),
-            geometry,
-            epoch: header.epoch,
-            creator_pid: header.creator_pid,
-        };
-        // A ring whose producer died without closing it: nothing will ever be published to a consumer
-        // that joins now. Wait for a new producer to reclaim the name (or report it gone at the timeout).
-        if !segment.is_closed() && !segment.is_alive(Endpoint::Producer) {
-            return Err(AttemptError::ProducerGone {
-                pid: segment.stamp(Endpoint::Producer).pid,
-            });
-        }
-        Ok(segment)
+        Ok((object, mapping, geometry, header))
     }
 
-    /// The segment name, with its leading slash.
+    /// The segment name (with its leading slash), or the ring file's path.
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
@@ -1020,17 +1299,23 @@ impl Segment {
         unsafe { self.mapping.base().add(self.geometry.slots_offset as usize) }
     }
 
-    /// Removes the segment's name so no new process can attach (mapped processes are unaffected), if the
-    /// name still refers to this segment. A name that someone removed and a newer segment then took
-    /// (another epoch) is left alone. Returns whether the name was removed.
+    /// At the producer's clean close: removes a shared-memory segment's name so no new process can attach
+    /// (mapped processes are unaffected), if the name still refers to this segment. A name that someone
+    /// removed and a newer segment then took (another epoch) is left alone. A ring file is never removed:
+    /// it stays, closed, for consumers to read from and for a later producer to reclaim. Returns whether
+    /// the name was removed.
     ///
     /// The check and the removal are two system calls apart: a removal and re-creation of the name
     /// within that window would still lose the newer segment's name.
     pub(crate) fn unlink_if_current(&self) -> io::Result<bool> {
-        let object = match ShmObject::open(&self.name) {
+        if let Location::File(_) = self.location {
+            return Ok(false);
+        }
+        let object = match self.location.open() {
             Ok(object) => object,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
+            Err(OpenError::Os(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(OpenError::Os(e)) => return Err(e),
+            Err(OpenError::Refused(_)) => return Ok(false),
         };
         // Ours is larger than the fixed part; anything smaller is some other object.
         if object.len()? < CONSUMERS_OFFSET {
@@ -1039,7 +1324,7 @@ impl Segment {
         let probe = object.map(CONSUMERS_OFFSET, false)?;
         match read_ready_header(&probe) {
             HeaderRead::Ready(header) if header.epoch == self.epoch => {
-                shm::unlink(&self.name)?;
+                self.location.unlink()?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -1047,70 +1332,121 @@ impl Segment {
     }
 }
 
-/// How long [`claim_name`] keeps trying to take a name that another process is creating or reclaiming at
+/// How long [`take_name`] keeps trying to take a name that another process is creating or reclaiming at
 /// the same moment, before it reports the name as taken.
 const CLAIM_PATIENCE: Duration = Duration::from_millis(500);
 
-/// Creates the object `name` exclusively and takes its producer lock, reclaiming the name if a dead
-/// producer left it behind (see [`reclaim_stale`]).
+/// Takes the name of `location` for a new segment with `attempt`, which returns `Ok(None)` while the name
+/// is taken; a name left by a dead producer is reclaimed (see [`reclaim_stale`]) and the attempt repeated.
 ///
-/// The producer lock of an object is what owns its name. The creator takes it right after `O_EXCL` and
-/// then checks that the name still leads to its object; a reclaimer takes the stale object's lock and
-/// checks the same before removing the name. Once a process holds an object's lock and has seen the name
-/// lead to it, nobody else can remove the name (that needs the lock), so exactly one process goes on
-/// with the name. If a reclaimer got to our fresh object first (it looked stale: unsized and unlocked),
-/// either our `hold` fails or the name no longer leads to our object, and we look again and find the
-/// reclaimer's new segment, alive. A process that loses such a race is told the winner's pid, once the
-/// winner has recorded it.
-fn claim_name(name: &str, mode: u32) -> Result<ShmObject, CreateError> {
-    let os = |operation: &'static str, source: io::Error| CreateError::Os {
-        name: name.to_string(),
-        operation,
-        source,
-    };
-    let taken = |producer_pid| CreateError::AlreadyExists {
-        name: name.to_string(),
-        location: shm::location(name),
-        producer_pid,
-    };
+/// The producer lock of an object is what owns its name. A shared-memory creator takes it right after
+/// `O_EXCL` and then checks that the name still leads to its object; a file creator holds it on its
+/// temporary file before installing it under the name. A reclaimer takes the stale object's lock and checks
+/// that the name still leads to that object before removing the name. Once a process holds an object's
+/// lock and has seen the name lead to it, nobody else can remove the name (that needs the lock), so exactly
+/// one process goes on with the name. If a reclaimer got to a fresh shared-memory object first (it looked
+/// stale: unsized and unlocked), either the creator's `hold` fails or the name no longer leads to its
+/// object, and it looks again and finds the reclaimer's new segment, alive. A process that loses such a
+/// race is told the winner's pid, once the winner has recorded it.
+fn take_name<T>(
+    location: &Location,
+    mut attempt: impl FnMut() -> Result<Option<T>, CreateError>,
+) -> Result<T, CreateError> {
     let give_up_at = Instant::now() + CLAIM_PATIENCE;
     loop {
-        match ShmObject::create(name, mode) {
-            Ok(object) => {
-                if liveness::hold(object.as_fd(), lock_byte(Endpoint::Producer))
-                    .map_err(|e| os("fcntl(F_OFD_SETLK)", e))?
-                    && names_object(name, &object).map_err(|e| os("shm_open", e))?
-                {
-                    return Ok(object);
-                }
-                // A reclaimer took it first (it is removing it), or took it, removed it and let go before
-                // our lock: either way the name is no longer ours. Look again.
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                match reclaim_stale(name).map_err(|e| os("reclaiming a stale segment", e))? {
-                    Reclaim::Removed | Reclaim::Busy => {}
-                    Reclaim::Live { pid } => return Err(taken(Some(pid))),
-                    Reclaim::Foreign => return Err(taken(None)),
-                    // Its creator is alive and has not recorded its pid yet: wait a moment for it.
-                    Reclaim::Starting if Instant::now() < give_up_at => {}
-                    Reclaim::Starting => return Err(taken(None)),
-                }
-            }
-            Err(e) => return Err(os("shm_open", e)),
+        if let Some(taken) = attempt()? {
+            return Ok(taken);
+        }
+        match reclaim_stale(location).map_err(|e| reclaim_error(location, e))? {
+            Reclaim::Removed | Reclaim::Busy => {}
+            Reclaim::Live { pid } => return Err(name_taken(location, Some(pid))),
+            Reclaim::Foreign => return Err(name_taken(location, None)),
+            // Its creator is alive and has not recorded its pid yet: wait a moment for it.
+            Reclaim::Starting if Instant::now() < give_up_at => {}
+            Reclaim::Starting => return Err(name_taken(location, None)),
         }
         if Instant::now() >= give_up_at {
-            return Err(taken(None));
+            return Err(name_taken(location, None));
         }
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
-/// Whether `name` leads to `object` now.
-fn names_object(name: &str, object: &ShmObject) -> io::Result<bool> {
-    match ShmObject::open(name) {
-        Ok(current) => current.same_object(object),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+/// One attempt of [`take_name`] for shared memory: creates the object exclusively and takes its producer
+/// lock; `None` if the name is taken (or a reclaimer took our fresh object first).
+fn claim_shm_object(
+    location: &Location,
+    name: &str,
+    mode: u32,
+) -> Result<Option<SegmentObject>, CreateError> {
+    let os = |operation: &'static str| {
+        move |source: io::Error| CreateError::Os {
+            name: name.to_string(),
+            operation,
+            source,
+        }
+    };
+    match shm::create(name, mode) {
+        Ok(object) => {
+            let ours = liveness::hold(object.as_fd(), lock_byte(Endpoint::Producer))
+                .map_err(os("fcntl(F_OFD_SETLK)"))?
+                && location.names(&object).map_err(os("shm_open"))?;
+            Ok(ours.then_some(object))
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(os("shm_open")(e)),
+    }
+}
+
+/// One attempt of [`take_name`] for a file: installs the finished temporary file under the ring's name
+/// without replacing anything; `None` if the name is taken.
+fn install_file(
+    location: &Location,
+    path: &RingPath,
+    temp: &TempFile,
+) -> Result<Option<()>, CreateError> {
+    match path.install(temp) {
+        Ok(()) => Ok(Some(())),
+        Err(FileError::Os { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+            Ok(None)
+        }
+        Err(e) => Err(file_error(location, e)),
+    }
+}
+
+fn file_error(location: &Location, error: FileError) -> CreateError {
+    match error {
+        FileError::Os { operation, source } => CreateError::Os {
+            name: location.display_name(),
+            operation,
+            source,
+        },
+        FileError::Refused(reason) => CreateError::PathRefused {
+            path: location.display_name(),
+            reason,
+        },
+    }
+}
+
+fn reclaim_error(location: &Location, error: OpenError) -> CreateError {
+    match error {
+        OpenError::Os(source) => CreateError::Os {
+            name: location.display_name(),
+            operation: "reclaiming a stale segment",
+            source,
+        },
+        OpenError::Refused(reason) => CreateError::PathRefused {
+            path: location.display_name(),
+            reason,
+        },
+    }
+}
+
+fn name_taken(location: &Location, producer_pid: Option<u32>) -> CreateError {
+    CreateError::AlreadyExists {
+        name: location.display_name(),
+        location: location.fs_location(),
+        producer_pid,
     }
 }
 
@@ -1129,22 +1465,27 @@ enum Reclaim {
     Foreign,
 }
 
-/// Looks at the object under `name` and removes the name if its producer is dead: its producer lock is
+/// Looks at the object under the name and removes the name if its producer is dead: its producer lock is
 /// free and it is a disruptor-mp segment (our magic), or an object a creator never finished (empty, or no
 /// header yet). Someone else's object is left alone.
 ///
 /// Consumers still mapped to a removed segment keep their mapping and learn, from the same free lock, that
 /// its producer is gone.
-fn reclaim_stale(name: &str) -> io::Result<Reclaim> {
-    let object = match ShmObject::open(name) {
+fn reclaim_stale(location: &Location) -> Result<Reclaim, OpenError> {
+    let object = match location.open() {
         Ok(object) => object,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Reclaim::Removed),
+        Err(OpenError::Os(e)) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Reclaim::Removed)
+        }
         Err(e) => return Err(e),
     };
-    let len = object.len()?;
+    // A creator that died before writing the header leaves a shared-memory object unsized or zeroed; a
+    // ring file gets its name only once complete, so one without our magic is someone else's.
+    let unfinished_is_ours = matches!(location, Location::SharedMemory(_));
+    let len = object.len().map_err(OpenError::Os)?;
     let probe = if len >= CONSUMERS_OFFSET {
-        Some(object.map(CONSUMERS_OFFSET, false)?)
-    } else if len == 0 {
+        Some(object.map(CONSUMERS_OFFSET, false).map_err(OpenError::Os)?)
+    } else if len == 0 && unfinished_is_ours {
         None
     } else {
         return Ok(Reclaim::Foreign); // too small to be ours
@@ -1161,11 +1502,11 @@ fn reclaim_stale(name: &str) -> io::Result<Reclaim> {
         // process may be writing them.
         unsafe { probe.base().as_ptr().cast::<[u8; 8]>().read_volatile() }
     });
-    if magic != MAGIC && magic != [0; 8] {
+    if magic != MAGIC && !(magic == [0; 8] && unfinished_is_ours) {
         return Ok(Reclaim::Foreign);
     }
     let byte = lock_byte(Endpoint::Producer);
-    if liveness::is_held(object.as_fd(), byte, stamp)? {
+    if liveness::is_held(object.as_fd(), byte, stamp).map_err(OpenError::Os)? {
         let being_reclaimed =
             lifecycle.is_some_and(|lifecycle| lifecycle.reclaimer_pid.load(Ordering::Acquire) != 0);
         return Ok(match stamp.pid {
@@ -1184,19 +1525,19 @@ fn reclaim_stale(name: &str) -> io::Result<Reclaim> {
     }
     // Take the stale object's lock, so that a second reclaimer cannot also go on with it; keep it until
     // the name is gone.
-    if !liveness::hold(object.as_fd(), byte)? {
+    if !liveness::hold(object.as_fd(), byte).map_err(OpenError::Os)? {
         return Ok(Reclaim::Busy);
     }
     // The name may have moved on since we opened it: another reclaimer that held this lock before us
     // removed it and created a new segment under it. Remove the name only if it still leads to the object
     // whose lock we hold; nobody else can remove it while we hold that lock.
-    if !names_object(name, &object)? {
+    if !location.names(&object).map_err(OpenError::Os)? {
         return Ok(Reclaim::Busy);
     }
-    match shm::unlink(name) {
+    match location.unlink() {
         Ok(()) => Ok(Reclaim::Removed),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Reclaim::Removed),
-        Err(e) => Err(e),
+        Err(e) => Err(OpenError::Os(e)),
     }
 }
 

@@ -36,18 +36,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-/// Why a path cannot hold a ring, found before or instead of an OS error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// The final path component is a symbolic link (never followed).
-    Symlink,
-    /// The path names something that is not a regular file; `kind` says what ("directory", "FIFO",
-    /// "socket", "character device", "block device", "unknown file type").
-    NotRegularFile { kind: &'static str },
-    /// The parent directory is unsafe to create or replace files in: `reason` says why (e.g. "writable by
-    /// other users and not sticky").
-    UnsafeDirectory { reason: &'static str },
-}
+/// Why a path cannot hold a ring, found before or instead of an OS error (public, as callers see it).
+pub(crate) use crate::error::PathRefusal as Refusal;
 
 /// An error from this module: the OS's, or a refusal.
 #[derive(Debug)]
@@ -344,11 +334,6 @@ impl TempFile {
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
-
-    /// The descriptor, which stays valid once the file is installed.
-    pub(crate) fn into_fd(self) -> OwnedFd {
-        self.fd
-    }
 }
 
 /// 64 unpredictable bits for temporary names: `RandomState` keys come from the OS's random source, and the
@@ -487,7 +472,7 @@ mod tests {
             let temp = ring.create_temp(mode).unwrap();
             set_len(temp.fd(), 3 * 4096 + 5).unwrap();
             ring.install(&temp).unwrap();
-            let fd = temp.into_fd();
+            let fd = temp.fd().try_clone_to_owned().unwrap();
             let metadata = fs::symlink_metadata(ring.path()).unwrap();
             assert!(metadata.is_file());
             assert_eq!(metadata.permissions().mode() & 0o7777, mode);
@@ -558,7 +543,7 @@ mod tests {
         let ring = dir.ring("x.ring");
         let temp = ring.create_temp(0o600).unwrap();
         ring.install(&temp).unwrap();
-        let fd = temp.into_fd();
+        let fd = temp.fd().try_clone_to_owned().unwrap();
         assert!(ring.names(fd.as_fd()).unwrap());
         ring.unlink().unwrap();
         assert!(!ring.names(fd.as_fd()).unwrap());

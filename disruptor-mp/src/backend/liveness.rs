@@ -502,7 +502,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     mod linux {
         use super::*;
-        use crate::backend::shm::{self, ShmObject};
+        use crate::backend::shm;
         use std::process::{Child, Command, Stdio};
 
         /// The stamp is ignored on Linux; pass a live one so a wrong answer cannot come from it.
@@ -618,9 +618,9 @@ mod tests {
             let _guard = no_fork();
             let name = format!("/dmp-liveness-test-{}", std::process::id());
             let _unlink = Unlink(name.clone());
-            let producer = ShmObject::create(&name, 0o600).unwrap();
-            producer.set_len(4096).unwrap();
-            let consumer = ShmObject::open(&name).unwrap();
+            let producer = shm::create(&name, 0o600).unwrap();
+            shm::set_len(&producer, 4096).unwrap();
+            let consumer = shm::open(&name).unwrap();
             let lock_base = 1u64 << 40;
 
             assert!(hold(producer.as_fd(), lock_base).unwrap());

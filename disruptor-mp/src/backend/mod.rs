@@ -20,20 +20,21 @@
 //! - [`mmap`]: a shared read-write mapping of a whole segment, optionally pre-faulted.
 //! - [`file`](mod@file): rings in regular files: the directory checked and opened once, temporary files
 //!   installed without replacing a file, opened without following links, their blocks reserved.
+//! - [`object`]: an open segment of either kind (size, identity, mapping), a plain descriptor.
 //! - [`liveness`]: whether the process behind an endpoint is alive, kernel-backed: an open-file-description
 //!   lock on one byte of the segment on Linux, the process's PID and start time on macOS.
-//!
 //! - [`wake`]: sleeping in the kernel on a word of the segment and waking its sleepers from another
 //!   process (futex; `__ulock` on macOS), and the store-load fences of the sleep/wake handshake.
 //!
 //! Identifying the creating process for display needs no backend (`std::process::id` serves on both
 //! systems); telling whether an endpoint's process is still alive does, and is [`liveness`].
 
-#[allow(dead_code)] // used by the segment layer once the file backend is wired in
 pub(crate) mod file;
 pub(crate) mod liveness;
 pub(crate) mod mmap;
+pub(crate) mod object;
 pub(crate) mod shm;
 pub(crate) mod wake;
 
 pub(crate) use mmap::Mapping;
+pub(crate) use object::SegmentObject;

@@ -6,7 +6,7 @@
 //!   [`MAX_NAME_LEN`] is the limit of the platform being built, and names are checked against it before
 //!   any call.
 //! - **Sizing.** A macOS object can be sized only once (a second `ftruncate` fails with `EINVAL`) and its
-//!   `fstat` size may be rounded up to a whole page. [`ShmObject::create`] sizes exactly once, and
+//!   `fstat` size may be rounded up to a whole page. [`set_len`] sizes exactly once, and
 //!   attachers only ever require the object to be *at least* the size the header claims.
 //! - **Listing.** macOS has no `/dev/shm` (nor any other way to list objects), so nothing in the crate
 //!   enumerates segments through the file system.
@@ -16,10 +16,10 @@
 //!   must be passed at its promoted width; the mode is therefore a `c_uint` on both systems (Linux's
 //!   `mode_t` is a `c_uint` too).
 
-use super::Mapping;
+use super::SegmentObject;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 /// Longest object name the platform accepts, leading slash included: Linux's `NAME_MAX`.
 #[cfg(target_os = "linux")]
@@ -35,96 +35,53 @@ pub(crate) const PLATFORM_NAME: &str = "Linux";
 #[cfg(target_os = "macos")]
 pub(crate) const PLATFORM_NAME: &str = "macOS";
 
-/// An open shared-memory object. The descriptor closes on drop; the name stays until [`unlink`].
-#[derive(Debug)]
-pub(crate) struct ShmObject {
-    fd: OwnedFd,
-}
-
 fn c_name(name: &str) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))
 }
 
-impl ShmObject {
-    /// Creates a new, empty object, failing with `AlreadyExists` if the name is taken (`O_EXCL`). Size it
-    /// with [`set_len`](Self::set_len); the caller removes the name again if it gives up on the object.
-    pub(crate) fn create(name: &str, mode: libc::c_uint) -> io::Result<ShmObject> {
-        let c_name = c_name(name)?;
-        // SAFETY: `c_name` is a valid NUL-terminated string; the returned descriptor is checked and then
-        // owned by `OwnedFd`.
-        let fd = unsafe {
-            libc::shm_open(
-                c_name.as_ptr(),
-                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
-                mode,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by a successful `shm_open` and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(ShmObject { fd })
+/// Creates a new, empty object, failing with `AlreadyExists` if the name is taken (`O_EXCL`). Size it with
+/// [`set_len`]; the caller removes the name again if it gives up on the object.
+pub(crate) fn create(name: &str, mode: libc::c_uint) -> io::Result<SegmentObject> {
+    let c_name = c_name(name)?;
+    // SAFETY: `c_name` is a valid NUL-terminated string; the returned descriptor is checked and then
+    // owned by `OwnedFd`.
+    let fd = unsafe {
+        libc::shm_open(
+            c_name.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+            mode,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: `fd` was just returned by a successful `shm_open` and is owned by nobody else.
+    Ok(SegmentObject::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
 
-    /// Sizes a freshly created object to `len` zero bytes and reserves its memory (see [`reserve`]). Call
-    /// it once: macOS cannot resize an object.
-    pub(crate) fn set_len(&self, len: u64) -> io::Result<()> {
-        let size = libc::off_t::try_from(len)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
-        // SAFETY: the descriptor is valid and open read-write.
-        if unsafe { libc::ftruncate(self.fd.as_raw_fd(), size) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        reserve(self.fd.as_raw_fd(), size)
+/// Sizes a freshly created object to `len` zero bytes and reserves its memory (see [`reserve`]). Call it
+/// once: macOS cannot resize an object.
+pub(crate) fn set_len(object: &SegmentObject, len: u64) -> io::Result<()> {
+    let size = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+    let fd = object.as_fd().as_raw_fd();
+    // SAFETY: the descriptor is valid and open read-write.
+    if unsafe { libc::ftruncate(fd, size) } != 0 {
+        return Err(io::Error::last_os_error());
     }
+    reserve(fd, size)
+}
 
-    /// Opens an existing object read-write.
-    pub(crate) fn open(name: &str) -> io::Result<ShmObject> {
-        let c_name = c_name(name)?;
-        // SAFETY: `c_name` is a valid NUL-terminated string; the result is checked below.
-        let fd = unsafe { libc::shm_open(c_name.as_ptr(), libc::O_RDWR, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by a successful `shm_open` and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(ShmObject { fd })
+/// Opens an existing object read-write.
+pub(crate) fn open(name: &str) -> io::Result<SegmentObject> {
+    let c_name = c_name(name)?;
+    // SAFETY: `c_name` is a valid NUL-terminated string; the result is checked below.
+    let fd = unsafe { libc::shm_open(c_name.as_ptr(), libc::O_RDWR, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
     }
-
-    /// The object's current size in bytes.
-    pub(crate) fn len(&self) -> io::Result<u64> {
-        Ok(self.stat()?.st_size as u64)
-    }
-
-    /// Whether `other` is an open of the same object (same device and inode), e.g. to tell whether a name
-    /// still leads to an object opened earlier. macOS gives shared-memory objects no inode numbers to
-    /// compare; there two opens compare equal when their sizes do, which is weaker.
-    pub(crate) fn same_object(&self, other: &ShmObject) -> io::Result<bool> {
-        let (a, b) = (self.stat()?, other.stat()?);
-        Ok((a.st_dev, a.st_ino, a.st_size) == (b.st_dev, b.st_ino, b.st_size))
-    }
-
-    fn stat(&self) -> io::Result<libc::stat> {
-        // SAFETY: `stat` is plain data for which all-zero bytes are valid.
-        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: the descriptor is valid and `stat` is a writable `struct stat`.
-        if unsafe { libc::fstat(self.fd.as_raw_fd(), &mut stat) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(stat)
-    }
-
-    /// Maps the first `len` bytes shared and read-write (see [`Mapping::map`] for `populate`).
-    pub(crate) fn map(&self, len: u64, populate: bool) -> io::Result<Mapping> {
-        let len = usize::try_from(len).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "segment larger than the address space",
-            )
-        })?;
-        Mapping::map(self.fd.as_raw_fd(), len, populate)
-    }
+    // SAFETY: `fd` was just returned by a successful `shm_open` and is owned by nobody else.
+    Ok(SegmentObject::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// Reserves the memory behind the first `size` bytes of a freshly sized object, so that a file system too
@@ -206,13 +163,6 @@ pub(crate) fn mode_and_owner(name: &str) -> Option<(u32, u32)> {
     {
         let _ = name;
         None
-    }
-}
-
-/// The object's descriptor, for the liveness lock (`backend::liveness`), which is taken on it.
-impl AsFd for ShmObject {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 }
 
