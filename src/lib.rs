@@ -29,6 +29,132 @@ pub fn unique_segment_name(label: &str) -> String {
     ))
 }
 
+/// Environment variable carrying the backend a child process runs on ([`TestBackend::KIND`]).
+pub const BACKEND_ENV: &str = "DMP_BACKEND";
+
+/// A backend the cross-process suites run on: each suite is one generic function, instantiated once per
+/// backend, so both backends are held to the same tests.
+pub trait TestBackend: disruptor_mp::Backend + Sized {
+    /// Names the backend in [`BACKEND_ENV`] and in messages.
+    const KIND: &'static str;
+
+    /// A fresh ring identifier for this backend: a unique shared-memory name, or a path in a private
+    /// directory. The [`TestRing`] removes what is left of it when dropped.
+    fn new_ring(label: &str) -> TestRing;
+
+    /// [`build_shared_single_producer`](disruptor_mp::build_shared_single_producer) or
+    /// [`build_mmap_single_producer`](disruptor_mp::build_mmap_single_producer) on `ring`.
+    fn producer<E: disruptor_mp::RingEvent>(
+        ring: &str,
+        capacity: usize,
+    ) -> disruptor_mp::ProducerBuilder<E, Self>;
+
+    /// [`attach_shared_consumer`](disruptor_mp::attach_shared_consumer) or
+    /// [`attach_mmap_consumer`](disruptor_mp::attach_mmap_consumer) on `ring`.
+    fn consumer<E: disruptor_mp::RingEvent>(ring: &str) -> disruptor_mp::ConsumerBuilder<E, Self>;
+
+    /// The environment a child needs to run on this backend: [`BACKEND_ENV`].
+    fn env() -> (&'static str, String) {
+        (BACKEND_ENV, Self::KIND.to_string())
+    }
+}
+
+impl TestBackend for disruptor_mp::SharedMemory {
+    const KIND: &'static str = "shm";
+
+    fn new_ring(label: &str) -> TestRing {
+        TestRing {
+            id: unique_segment_name(label),
+            dir: None,
+        }
+    }
+
+    fn producer<E: disruptor_mp::RingEvent>(
+        ring: &str,
+        capacity: usize,
+    ) -> disruptor_mp::ProducerBuilder<E, Self> {
+        disruptor_mp::build_shared_single_producer(ring, capacity)
+    }
+
+    fn consumer<E: disruptor_mp::RingEvent>(ring: &str) -> disruptor_mp::ConsumerBuilder<E, Self> {
+        disruptor_mp::attach_shared_consumer(ring)
+    }
+}
+
+impl TestBackend for disruptor_mp::MappedFile {
+    const KIND: &'static str = "file";
+
+    fn new_ring(label: &str) -> TestRing {
+        let name = unique_segment_name(label);
+        let dir = std::env::temp_dir().join(name.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("creating a directory for a test ring");
+        TestRing {
+            id: dir.join("ring").display().to_string(),
+            dir: Some(dir),
+        }
+    }
+
+    fn producer<E: disruptor_mp::RingEvent>(
+        ring: &str,
+        capacity: usize,
+    ) -> disruptor_mp::ProducerBuilder<E, Self> {
+        disruptor_mp::build_mmap_single_producer(ring, capacity)
+    }
+
+    fn consumer<E: disruptor_mp::RingEvent>(ring: &str) -> disruptor_mp::ConsumerBuilder<E, Self> {
+        disruptor_mp::attach_mmap_consumer(ring)
+    }
+}
+
+/// Runs `shm` or `file` as the backend a child was started on ([`BACKEND_ENV`]) says: how a child role
+/// picks the instantiation of a generic suite, e.g.
+/// `on_child_backend(|| role::<SharedMemory>(), || role::<MappedFile>())`.
+pub fn on_child_backend<R>(shm: impl FnOnce() -> R, file: impl FnOnce() -> R) -> R {
+    let kind: String = child_arg(BACKEND_ENV);
+    match kind.as_str() {
+        k if k == <disruptor_mp::SharedMemory as TestBackend>::KIND => shm(),
+        k if k == <disruptor_mp::MappedFile as TestBackend>::KIND => file(),
+        other => panic!("unknown backend {other:?} in {BACKEND_ENV}"),
+    }
+}
+
+/// A ring identifier for one test ([`TestBackend::new_ring`]): a shared-memory name, or a file path in a
+/// private directory. Dropping it removes the ring's name (or the directory), so that a test that fails
+/// half-way leaves nothing behind.
+#[derive(Debug)]
+pub struct TestRing {
+    id: String,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl TestRing {
+    /// The name or path to pass to the backend's builders (and to children).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The ring's file in the file system: the file itself, or `/dev/shm/NAME` (Linux).
+    pub fn path(&self) -> std::path::PathBuf {
+        match &self.dir {
+            Some(_) => std::path::PathBuf::from(&self.id),
+            None => std::path::PathBuf::from(format!("/dev/shm/{}", self.id.trim_start_matches('/'))),
+        }
+    }
+}
+
+impl Drop for TestRing {
+    fn drop(&mut self) {
+        match &self.dir {
+            Some(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            None => {
+                let _ = std::fs::remove_file(self.path());
+            }
+        }
+    }
+}
+
 /// The role this process was started with, if it is a child.
 pub fn child_role() -> Option<String> {
     std::env::var(ROLE_ENV).ok()
