@@ -21,21 +21,43 @@
 //! A consumer claims a free slot of the table (a compare-and-swap on the slot's ownership word, which also
 //! bumps the slot's generation), then joins:
 //!
-//! 1. it stores a provisional cursor (the current `published`) and marks the slot JOINING: from now on it
-//!    gates the producer;
+//! 1. it stores a provisional cursor and marks the slot JOINING: from now on it gates the producer;
 //! 2. it bumps the membership counter and issues a `SeqCst` fence;
-//! 3. it loads `published` as its start, stores it as its cursor, and marks the slot ACTIVE.
+//! 3. it chooses its first sequence (see below), stores it as its cursor, and marks the slot ACTIVE.
 //!
-//! Each gate refresh of the producer issues a `SeqCst` fence after its last `published` store and then
-//! reads the membership counter (rescanning the table when it moved). By the two fences, either the
-//! refresh sees the joiner, and gates on its cursor, which is never later than its start, or the joiner's
-//! start is at least what the producer had published at that refresh, so the gate computed there cannot
-//! reach the joiner's first event. Either way the consumer's first event is its start, and every later
-//! one arrives in order, without a gap.
+//! Each gate refresh of the producer computes the gate over the table as of the membership counter,
+//! announces it in a *horizon* word (the highest gate it has ever used), issues a `SeqCst` fence, and reads
+//! the membership counter again (going again if it moved). By the two fences, either the refresh sees the
+//! joiner, and gates on its cursor, which is never later than its first sequence, or everything the
+//! producer stored before its fence (its `published` count, its horizon) is visible to the joiner after
+//! its own. So until the producer sees the joiner it writes nothing at or above the horizon, nor a whole
+//! ring beyond `published`, as the joiner read them.
+//!
+//! The [`StartPosition`](crate::StartPosition) decides the provisional cursor and the first sequence:
+//! - `Latest` (the default): provisional and first are `published` (read before and after the fence). The
+//!   gate of a refresh that missed the joiner cannot reach its first event.
+//! - `Earliest`: provisional is `published - capacity`, the oldest event the ring holds; first is the later
+//!   of that and `horizon - capacity`, because a producer that has not seen the joiner may still overwrite
+//!   every sequence below that. On a closed ring nothing is written any more, and first is
+//!   `published - capacity`: the whole last lap.
+//! - `Sequence(n)`: provisional is `n`, refused at once unless `published - capacity <= n <= published`,
+//!   and refused after the fence if below the `Earliest` bound, with
+//!   [`AttachError::SequenceNotHeld`](crate::AttachError::SequenceNotHeld) naming that bound.
+//!
+//! Either way the consumer's first event is intact, and every later one arrives in order, without a gap.
 //!
 //! A slot counts as attached (what [`SharedProducer::attached_consumers`](crate::SharedProducer) and
 //! `wait_for_consumers` count) only once ACTIVE, when its start is fixed: a producer that waited for `n`
 //! consumers and then publishes is sure all `n` receive that event.
+//!
+//! # Waiting: spinning, then sleeping in the kernel
+//!
+//! A consumer with nothing to read, or a producer with no room, waits as its
+//! [`WaitStrategy`](crate::WaitStrategy) says. The default, `Blocking`, spins a while and then sleeps on a
+//! futex word of the segment until the other side wakes it; the other side makes that system call only
+//! when a flag says someone sleeps. The handshake and why it loses no wake-up are in the
+//! [`wait`](crate::wait) module. Every sleep is bounded by the liveness interval, so a sleeping endpoint
+//! still notices a dead peer on time.
 //!
 //! # Slot states
 //!

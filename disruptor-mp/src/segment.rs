@@ -1,4 +1,5 @@
-//! The segment: one named shared-memory object holding a whole ring, and its format.
+//! The segment: one named shared-memory object (or one memory-mapped file) holding a whole ring, and its
+//! format. Both [backends](Backend) hold the same bytes.
 //!
 //! This page documents the bytes; [`protocol`](crate::protocol) documents how the producer and the
 //! consumers use them, and what a process that can write the segment can and cannot do to its peers.
@@ -34,6 +35,11 @@
 //! `READY`; then it copies the header once (volatile, so a hostile writer cannot change what was
 //! validated) and validates every field against the mapping's length before touching anything else. A
 //! corrupted or hostile segment yields an [`AttachError`], never an out-of-bounds access.
+//!
+//! A ring file is created the same way, but under a temporary name in the ring's directory (`O_EXCL`, never
+//! through a symbolic link), and moved to its name only once sized and written, without replacing an
+//! existing file: a file someone has mapped is never truncated or rewritten. After its producer closes it,
+//! a ring file stays, closed and readable, until a new producer reclaims the name.
 //!
 //! # What a process that can write the segment can do
 //!
