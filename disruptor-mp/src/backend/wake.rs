@@ -41,7 +41,7 @@
 //! - **macOS** has no `membarrier`: both sides use a full fence, which always pairs.
 
 use std::sync::atomic::{compiler_fence, fence, AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Sleeps while `*word == expected`, for at most `timeout` (`None`: until woken). Returns at once if the
@@ -63,12 +63,24 @@ pub(crate) struct FencePair {
 }
 
 impl FencePair {
-    /// The fence pair of this process, registering it for the asymmetric barrier on first use.
+    /// The fence pair of this process, registering it for the asymmetric barrier on first use. Called
+    /// when an endpoint is built (a cold path).
+    ///
+    /// The registration belongs to the process's address space, which a child made by `fork` does not
+    /// inherit: a forked child registers again, so that its endpoints never rely on its parent's.
     pub(crate) fn get() -> FencePair {
-        static REGISTERED: OnceLock<bool> = OnceLock::new();
-        FencePair {
-            asymmetric: *REGISTERED.get_or_init(os::register_asymmetric),
-        }
+        static REGISTERED: Mutex<Option<(u32, bool)>> = Mutex::new(None);
+        let pid = std::process::id();
+        let mut registered = REGISTERED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let asymmetric = match *registered {
+            Some((registered_pid, asymmetric)) if registered_pid == pid => asymmetric,
+            _ => {
+                let asymmetric = os::register_asymmetric();
+                *registered = Some((pid, asymmetric));
+                asymmetric
+            }
+        };
+        FencePair { asymmetric }
     }
 
     /// The fast side's fence, between its progress store and its load of the sleeper word.
