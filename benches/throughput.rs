@@ -1,5 +1,5 @@
-//! SPSC throughput in events per second, busy spin: disruptor-mp across two processes (single `publish`
-//! and `publish_batch_with` of 64, in place) against the upstream in-process `disruptor` crate (single
+//! SPSC throughput in events per second, busy spin: disruptor-mp across two processes, over shared memory
+//! and over a file (single `publish` and `publish_batch_with` of 64, in place), against the upstream in-process `disruptor` crate (single
 //! `publish` and `batch_publish(64, ..)`), and a Unix socket stream for scale.
 //!
 //! Every contender runs the same protocol: the producer publishes a warm-up phase and waits for the
@@ -14,12 +14,13 @@
 mod common;
 
 use common::{
-    iterations, machine_line, pin_child, pin_main_thread, pin_peer, ratio, segment_name,
-    BenchEvent, ChildGuard, Event64, Pinning, Spin, Watchdog, EXIT_TIMEOUT, IDLE_TIMEOUT,
-    RUN_LIMIT, SETUP_TIMEOUT,
+    iterations, machine_line, new_ring, on_backend, pin_child, pin_main_thread, pin_peer, ratio,
+    ring_files_line, BenchEvent, ChildGuard, Event64, Pinning, Spin, Watchdog, EXIT_TIMEOUT,
+    IDLE_TIMEOUT, RUN_LIMIT, SETUP_TIMEOUT,
 };
 use disruptor::{BusySpin, Producer};
-use disruptor_mp::{attach_shared_consumer, build_shared_single_producer, WaitStrategy};
+use disruptor_mp::{MappedFile, SharedMemory, WaitStrategy};
+use disruptor_mp_suite::TestBackend;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -211,7 +212,7 @@ impl Runs {
         let rate = self.median();
         let fold = |pick: fn(f64, f64) -> f64| self.rates.iter().copied().reduce(pick);
         println!(
-            "  {:<50} {:>11} {:>4} {:>10.1} {:>10.2} {:>10.1} {:>10.1} {:>10.0}",
+            "  {:<56} {:>11} {:>4} {:>10.1} {:>10.2} {:>10.1} {:>10.1} {:>10.0}",
             self.label,
             self.events,
             self.rates.len(),
@@ -226,11 +227,11 @@ impl Runs {
 
 fn print_header() {
     println!(
-        "  {:<50} {:>11} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "  {:<56} {:>11} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "contender", "events/run", "runs", "median", "ns/event", "min", "max", "events per"
     );
     println!(
-        "  {:<50} {:>11} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "  {:<56} {:>11} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "", "", "", "M ev/s", "(median)", "M ev/s", "M ev/s", "wake-up"
     );
 }
@@ -250,6 +251,7 @@ fn main() {
     let pinning = pin_main_thread();
     println!("throughput: SPSC events per second, busy spin, order and checksum verified");
     println!("{}", machine_line(pinning));
+    println!("{}", ring_files_line());
     let warmup = iterations(WARMUP, BATCH as u64);
     println!(
         "ring capacity {RING_CAPACITY} events, batches of {BATCH}, {warmup} warm-up events before each library run, {RUNS} runs per contender (interleaved)"
@@ -273,7 +275,7 @@ fn main() {
 
 fn progress(outcome: Outcome) -> Outcome {
     println!(
-        "  measured {:<50} {:>8.1} M events/s, {:>7.1} events per consumer wake-up",
+        "  measured {:<56} {:>8.1} M events/s, {:>7.1} events per consumer wake-up",
         outcome.label,
         outcome.events as f64 / outcome.elapsed.as_secs_f64() / 1e6,
         outcome.events_per_wakeup(),
@@ -281,11 +283,13 @@ fn progress(outcome: Outcome) -> Outcome {
     outcome
 }
 
-/// disruptor-mp single, upstream single, disruptor-mp batch, upstream batch.
+/// disruptor-mp (shared memory and file) and upstream, single and batch.
 struct SizeResults {
     mp_single: Runs,
+    file_single: Runs,
     up_single: Runs,
     mp_batch: Runs,
+    file_batch: Runs,
     up_batch: Runs,
 }
 
@@ -294,17 +298,34 @@ struct SizeResults {
 fn run_size<E: BenchEvent>(pinning: Option<Pinning>, warmup: u64, count: u64) -> SizeResults {
     let mut results = SizeResults {
         mp_single: Runs::new(),
+        file_single: Runs::new(),
         up_single: Runs::new(),
         mp_batch: Runs::new(),
+        file_batch: Runs::new(),
         up_batch: Runs::new(),
     };
     for _ in 0..RUNS {
         let runs = [
-            (Mode::Single, &mut results.mp_single, &mut results.up_single),
-            (Mode::Batch, &mut results.mp_batch, &mut results.up_batch),
+            (
+                Mode::Single,
+                &mut results.mp_single,
+                &mut results.file_single,
+                &mut results.up_single,
+            ),
+            (
+                Mode::Batch,
+                &mut results.mp_batch,
+                &mut results.file_batch,
+                &mut results.up_batch,
+            ),
         ];
-        for (mode, mp, up) in runs {
-            mp.add(progress(disruptor_mp::<E>(pinning, mode, warmup, count)));
+        for (mode, mp, file, up) in runs {
+            mp.add(progress(disruptor_mp::<E, SharedMemory>(
+                pinning, mode, warmup, count,
+            )));
+            file.add(progress(disruptor_mp::<E, MappedFile>(
+                pinning, mode, warmup, count,
+            )));
             up.add(progress(upstream::<E>(pinning, mode, warmup, count)));
         }
     }
@@ -319,8 +340,10 @@ fn print_table<E: BenchEvent>(results: &SizeResults, socket: Option<&Runs>) {
     );
     print_header();
     results.mp_single.print();
+    results.file_single.print();
     results.up_single.print();
     results.mp_batch.print();
+    results.file_batch.print();
     results.up_batch.print();
     if let Some(socket) = socket {
         socket.print();
@@ -330,34 +353,41 @@ fn print_table<E: BenchEvent>(results: &SizeResults, socket: Option<&Runs>) {
         ratio(results.mp_single.median(), results.up_single.median()),
         ratio(results.mp_batch.median(), results.up_batch.median()),
     );
+    println!(
+        "  ratio of medians disruptor-mp file / shared memory: publish {:.2}x, batch of {BATCH} {:.2}x",
+        ratio(results.file_single.median(), results.mp_single.median()),
+        ratio(results.file_batch.median(), results.mp_batch.median()),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
 // disruptor-mp, two processes
 // ---------------------------------------------------------------------------------------------------
 
-/// Parent side: publishes on the data ring, reads the child's acknowledgements on the ack ring.
-fn disruptor_mp<E: BenchEvent>(
+/// Parent side: publishes on the data ring, reads the child's acknowledgements on the ack ring, both on
+/// backend `B`.
+fn disruptor_mp<E: BenchEvent, B: TestBackend>(
     pinning: Option<Pinning>,
     mode: Mode,
     warmup: u64,
     count: u64,
 ) -> Outcome {
-    let data_name = segment_name(&format!("tp-data-{}", E::TAG));
-    let ack_name = segment_name(&format!("tp-ack-{}", E::TAG));
-    let mut producer = build_shared_single_producer::<E>(&data_name, RING_CAPACITY)
+    // Declared before the child, so that they drop after it: they remove the rings a killed child leaves.
+    let data_ring = new_ring::<B>(&format!("tp-data-{}", E::TAG));
+    let ack_ring = new_ring::<B>(&format!("tp-ack-{}", E::TAG));
+    let mut producer = B::producer::<E>(data_ring.id(), RING_CAPACITY)
         .with_wait_strategy(WaitStrategy::BusySpin)
         .build_producer()
         .expect("create data ring");
-    let child = ChildGuard::spawn(
-        &format!(
-            "{ROLE_CONSUMER} {} {data_name} {ack_name} {warmup} {count} {}",
-            E::TAG,
-            common::peer_cpu_arg(pinning)
-        ),
-        &[&ack_name],
-    );
-    let mut acks = attach_shared_consumer::<[u64; 4]>(&ack_name)
+    let child = ChildGuard::spawn(&format!(
+        "{ROLE_CONSUMER} {} {} {} {} {warmup} {count} {}",
+        B::KIND,
+        E::TAG,
+        data_ring.id(),
+        ack_ring.id(),
+        common::peer_cpu_arg(pinning)
+    ));
+    let mut acks = B::consumer::<[u64; 4]>(ack_ring.id())
         .with_attach_timeout(SETUP_TIMEOUT)
         .with_wait_strategy(WaitStrategy::BusySpin)
         .build_consumer()
@@ -367,10 +397,13 @@ fn disruptor_mp<E: BenchEvent>(
         .expect("child attached to the data ring");
 
     // `publish` and `publish_batch_with` wait without a deadline for a consumer that may have died.
-    let _watchdog = Watchdog::arm("disruptor-mp run", RUN_LIMIT, &[&data_name, &ack_name]);
+    let _watchdog = Watchdog::arm("disruptor-mp run", RUN_LIMIT, &[&data_ring, &ack_ring]);
     let label = match mode {
-        Mode::Single => "disruptor-mp publish (2 processes)".to_owned(),
-        Mode::Batch => format!("disruptor-mp publish_batch_with({BATCH}) (2 processes)"),
+        Mode::Single => format!("disruptor-mp publish ({}, 2 processes)", B::KIND),
+        Mode::Batch => format!(
+            "disruptor-mp publish_batch_with({BATCH}) ({}, 2 processes)",
+            B::KIND
+        ),
     };
     let mut publish_phase = |first: u64, n: u64| match mode {
         Mode::Single => {
@@ -412,31 +445,40 @@ fn disruptor_mp<E: BenchEvent>(
     }
 }
 
+/// Child side: `tp-consumer BACKEND TAG DATA ACK WARMUP COUNT CPU`.
 fn run_child(role: &[String]) {
     match role {
-        [name, tag, data, ack, warmup, count, cpu] if name == ROLE_CONSUMER => {
+        [name, backend, tag, data, ack, warmup, count, cpu] if name == ROLE_CONSUMER => {
             pin_child(cpu);
             let warmup: u64 = warmup.parse().expect("warm-up count");
             let count: u64 = count.parse().expect("event count");
-            match tag.as_str() {
-                "u64" => consume::<u64>(data, ack, warmup, count),
-                "u64x8" => consume::<Event64>(data, ack, warmup, count),
-                other => panic!("unknown event tag {other:?}"),
-            }
+            on_backend(
+                backend,
+                || consume_on::<SharedMemory>(tag, data, ack, warmup, count),
+                || consume_on::<MappedFile>(tag, data, ack, warmup, count),
+            );
         }
         _ => panic!("unknown child role {role:?}"),
     }
 }
 
+fn consume_on<B: TestBackend>(tag: &str, data: &str, ack: &str, warmup: u64, count: u64) {
+    match tag {
+        "u64" => consume::<u64, B>(data, ack, warmup, count),
+        "u64x8" => consume::<Event64, B>(data, ack, warmup, count),
+        other => panic!("unknown event tag {other:?}"),
+    }
+}
+
 /// Child side: consumes both phases with `try_consume_batch`, verifying every event, and acknowledges
 /// each phase on the ack ring.
-fn consume<E: BenchEvent>(data_name: &str, ack_name: &str, warmup: u64, count: u64) {
-    let mut consumer = attach_shared_consumer::<E>(data_name)
+fn consume<E: BenchEvent, B: TestBackend>(data_id: &str, ack_id: &str, warmup: u64, count: u64) {
+    let mut consumer = B::consumer::<E>(data_id)
         .with_attach_timeout(SETUP_TIMEOUT)
         .with_wait_strategy(WaitStrategy::BusySpin)
         .build_consumer()
         .expect("child: attach to the data ring");
-    let mut acks = build_shared_single_producer::<[u64; 4]>(ack_name, 8)
+    let mut acks = B::producer::<[u64; 4]>(ack_id, 8)
         .with_wait_strategy(WaitStrategy::BusySpin)
         .build_producer()
         .expect("child: create the ack ring");

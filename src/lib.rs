@@ -137,7 +137,9 @@ impl TestRing {
     pub fn path(&self) -> std::path::PathBuf {
         match &self.dir {
             Some(_) => std::path::PathBuf::from(&self.id),
-            None => std::path::PathBuf::from(format!("/dev/shm/{}", self.id.trim_start_matches('/'))),
+            None => {
+                std::path::PathBuf::from(format!("/dev/shm/{}", self.id.trim_start_matches('/')))
+            }
         }
     }
 }

@@ -7,8 +7,11 @@
 // Each bench binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
 
+use disruptor_mp::{MappedFile, SharedMemory, WaitStrategy};
+use disruptor_mp_suite::{TestBackend, TestRing};
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -42,9 +45,127 @@ pub fn iterations(full: u64, multiple: u64) -> u64 {
     (n / multiple).max(1) * multiple
 }
 
-/// A unique POSIX shared-memory segment name for this run.
-pub fn segment_name(label: &str) -> String {
-    format!("dmp-bench-{}-{}", label, std::process::id())
+// ---------------------------------------------------------------------------------------------------
+// Backends and wait strategies
+// ---------------------------------------------------------------------------------------------------
+
+/// A fresh ring for backend `B` (a shared-memory name, or a file in a private directory under
+/// `std::env::temp_dir()`), removed when the returned [`TestRing`] drops. Its id travels in a child's role
+/// string, so it must not contain whitespace.
+pub fn new_ring<B: TestBackend>(label: &str) -> TestRing {
+    let ring = B::new_ring(&format!("bench-{label}"));
+    assert!(
+        !ring.id().contains(char::is_whitespace),
+        "ring id {:?} contains whitespace; set TMPDIR to a directory without spaces",
+        ring.id()
+    );
+    ring
+}
+
+/// Runs `shm` or `file` according to a backend's [`TestBackend::KIND`], as passed in a child's role.
+pub fn on_backend<R>(kind: &str, shm: impl FnOnce() -> R, file: impl FnOnce() -> R) -> R {
+    match kind {
+        k if k == <SharedMemory as TestBackend>::KIND => shm(),
+        k if k == <MappedFile as TestBackend>::KIND => file(),
+        other => panic!("unknown backend {other:?}"),
+    }
+}
+
+/// A wait strategy as a word of a child's role string: `busy` or `block:SPINS`.
+pub fn strategy_arg(strategy: WaitStrategy) -> String {
+    match strategy {
+        WaitStrategy::BusySpin => "busy".to_owned(),
+        WaitStrategy::Blocking { spins } => format!("block:{spins}"),
+        other => panic!("the benchmarks do not use {other:?}"),
+    }
+}
+
+/// Parses [`strategy_arg`].
+pub fn parse_strategy(arg: &str) -> WaitStrategy {
+    match arg.split_once(':') {
+        None if arg == "busy" => WaitStrategy::BusySpin,
+        Some(("block", spins)) => WaitStrategy::Blocking {
+            spins: spins.parse().expect("spin count"),
+        },
+        _ => panic!("unknown wait strategy {arg:?}"),
+    }
+}
+
+/// Short label of a strategy: `BusySpin`, `Blocking { spins: 100 }`.
+pub fn strategy_label(strategy: WaitStrategy) -> String {
+    format!("{strategy:?}")
+}
+
+/// What kind of file system `path` is on, for the output: the ring files of the file backend live in
+/// `std::env::temp_dir()`, which may be a tmpfs (memory) or a disk file system (whose background
+/// write-back can add latency spikes).
+#[cfg(target_os = "linux")]
+pub fn file_system_of(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return "unknown file system".to_owned();
+    };
+    // SAFETY: `statfs` is plain data; all-zero is a valid value to be overwritten.
+    let mut info: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is a NUL-terminated path and `info` a valid, writable `statfs`.
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut info) } != 0 {
+        return "unknown file system".to_owned();
+    }
+    #[allow(clippy::unnecessary_cast)] // `f_type`'s integer type differs between C libraries.
+    let magic = info.f_type as u64;
+    let kind = match magic {
+        0x0102_1994 => "tmpfs: memory, no disk write-back",
+        0x8584_58f6 => "ramfs: memory, no disk write-back",
+        0xef53 => "ext2/3/4: disk file system",
+        0x5846_5342 => "xfs: disk file system",
+        0x9123_683e => "btrfs: disk file system",
+        0x2fc1_2fc1 => "zfs: disk file system",
+        0x794c_7630 => "overlayfs: backed by its upper layer's file system",
+        _ => "not tmpfs: probably a disk file system",
+    };
+    format!("{kind}, f_type {magic:#x}")
+}
+
+/// What kind of file system `path` is on (only checked on Linux).
+#[cfg(not(target_os = "linux"))]
+pub fn file_system_of(_path: &std::path::Path) -> String {
+    "file system type not checked on this platform".to_owned()
+}
+
+/// Where the file backend's rings live, and on what kind of file system: one line for the output.
+pub fn ring_files_line() -> String {
+    let dir = std::env::temp_dir();
+    format!(
+        "file backend: rings in private directories under {} ({})",
+        dir.display(),
+        file_system_of(&dir)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sleeps: voluntary context switches (Linux)
+// ---------------------------------------------------------------------------------------------------
+
+/// The calling thread, as a task path under `/proc` (`PID/task/TID`); `None` where there is no `/proc`.
+pub fn current_task() -> Option<String> {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .map(|path| path.display().to_string())
+}
+
+/// The main thread of process `pid`, as a task path under `/proc`.
+pub fn main_task_of(pid: u32) -> Option<String> {
+    Some(format!("{pid}/task/{pid}"))
+}
+
+/// How many times `task` has given up its CPU voluntarily (slept: in a futex, a blocking read, a
+/// `nanosleep`), from `/proc/TASK/status`; `None` where that is not available.
+pub fn voluntary_switches(task: Option<&str>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", task?)).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|count| count.trim().parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -59,18 +180,17 @@ pub fn child_role() -> Option<Vec<String>> {
 }
 
 /// A child process running this same bench binary with a role; killed (and reaped) when dropped before
-/// it has been waited for, so a failing or panicking parent never leaves it behind. The segments the
-/// child creates are removed when the guard drops, in case a killed child could not remove them.
+/// it has been waited for, so a failing or panicking parent never leaves it behind. The rings the child
+/// creates are named by the parent's [`TestRing`]s, which remove them when they drop (after the guard,
+/// when declared before it), in case a killed child could not.
 pub struct ChildGuard {
     child: Option<Child>,
     role: String,
-    segments: Vec<String>,
 }
 
 impl ChildGuard {
-    /// Re-executes the current binary with `ROLE_ENV=role` (words separated by spaces); `segments` are
-    /// the names of the shared-memory segments the child will create.
-    pub fn spawn(role: &str, segments: &[&str]) -> ChildGuard {
+    /// Re-executes the current binary with `ROLE_ENV=role` (words separated by spaces).
+    pub fn spawn(role: &str) -> ChildGuard {
         let exe = std::env::current_exe().expect("cannot locate the bench executable");
         let child = Command::new(exe)
             .env(ROLE_ENV, role)
@@ -80,8 +200,12 @@ impl ChildGuard {
         ChildGuard {
             child: Some(child),
             role: role.to_owned(),
-            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
         }
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Waits at most `timeout` for the child to exit; panics unless it exited successfully (a child
@@ -117,16 +241,12 @@ impl Drop for ChildGuard {
             let _ = child.kill();
             let _ = child.wait();
         }
-        // A child that exited normally removed its segments already; one that was killed could not.
-        for name in &self.segments {
-            remove_segment(name);
-        }
     }
 }
 
 /// Bounds a step that may block without a timeout of its own (a blocking `publish` whose consumer died):
-/// if the guard is not dropped within `limit`, a watcher thread removes `segments`, reports and exits
-/// the process with status 3. Children notice the exit through [`Spin::in_child`] and exit too. The
+/// if the guard is not dropped within `limit`, a watcher thread removes `rings` (which the exit would
+/// otherwise leave behind), reports and exits the process with status 3. Children notice the exit through [`Spin::in_child`] and exit too. The
 /// watcher sleeps in a single timed wait, so it never disturbs a measurement.
 pub struct Watchdog {
     done: Option<mpsc::Sender<()>>,
@@ -135,17 +255,17 @@ pub struct Watchdog {
 
 impl Watchdog {
     /// Arms a watchdog for `what`.
-    pub fn arm(what: &str, limit: Duration, segments: &[&str]) -> Watchdog {
+    pub fn arm(what: &str, limit: Duration, rings: &[&TestRing]) -> Watchdog {
         let (done, wait) = mpsc::channel::<()>();
         let what = what.to_owned();
-        let segments: Vec<String> = segments.iter().map(|s| (*s).to_owned()).collect();
+        let paths: Vec<PathBuf> = rings.iter().map(|ring| ring.path()).collect();
         let thread = std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
                 eprintln!(
                     "watchdog: {what} did not finish within {limit:?}; aborting the benchmark"
                 );
-                for name in &segments {
-                    remove_segment(name);
+                for path in &paths {
+                    remove_ring_file(path);
                 }
                 std::process::exit(3);
             }
@@ -166,10 +286,17 @@ impl Drop for Watchdog {
     }
 }
 
-/// Removes a shared-memory segment left behind by a killed process (POSIX shared memory lives in
-/// /dev/shm on Linux); a missing one is fine.
-pub fn remove_segment(name: &str) {
-    let _ = std::fs::remove_file(format!("/dev/shm/{}", name.trim_start_matches('/')));
+/// Removes a ring's file (`/dev/shm/NAME` for shared memory on Linux) and, for the file backend, its
+/// private directory once empty; a missing one is fine. For a process about to exit without running the
+/// [`TestRing`]s' destructors.
+fn remove_ring_file(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(dir) = path
+        .parent()
+        .filter(|dir| *dir != std::path::Path::new("/dev/shm"))
+    {
+        let _ = std::fs::remove_dir(dir); // only succeeds when empty
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
