@@ -84,8 +84,10 @@ pub enum WaitStrategy {
 }
 
 impl WaitStrategy {
-    /// The default strategy: [`Blocking`](WaitStrategy::Blocking) after 10,000 empty polls (a few tens of
-    /// microseconds of spinning on current CPUs).
+    /// The default strategy: [`Blocking`](WaitStrategy::Blocking) after 10,000 empty polls. How long that
+    /// spins depends on the CPU's spin-loop hint (`pause` costs from a few to over a hundred cycles): about
+    /// 0.5 ms on the AMD EPYC the benchmarks ran on. Events closer together than that never pay for a
+    /// sleep or a wake-up; an idle endpoint is asleep after it.
     pub const DEFAULT_BLOCKING: WaitStrategy = WaitStrategy::Blocking { spins: 10_000 };
 }
 
