@@ -12,9 +12,15 @@
 //! Part 2, crashes: a consumer that stops reading is killed with SIGKILL while the producer is blocked on
 //! it (the producer goes on without it), then a producer is killed mid-stream (its consumers read
 //! everything it published, then learn it is gone) and a new producer takes over the name.
+//!
+//! Part 3, a ring in a file: a producer process writes more than a ring's worth of events to a
+//! memory-mapped file and exits; a consumer process started afterwards replays what the file still holds
+//! (`StartPosition::Earliest`), while another consumer waits on an idle ring and reports how little CPU
+//! its blocking wait used.
 
 use disruptor_mp::{
-    attach_shared_consumer, build_shared_single_producer, portable_shm_segment_name,
+    attach_mmap_consumer, attach_shared_consumer, build_mmap_single_producer,
+    build_shared_single_producer, portable_shm_segment_name, StartPosition,
 };
 use disruptor_mp::{ConsumeError, CoordinationMode, RingEvent};
 use disruptor_mp_suite::{
@@ -24,6 +30,12 @@ use std::time::{Duration, Instant};
 
 const SEGMENT: &str = "DMP_DEMO_SEGMENT";
 const STALL_AFTER: &str = "DMP_DEMO_STALL_AFTER";
+const RING_FILE: &str = "DMP_DEMO_RING_FILE";
+/// Events the part 3 producer writes to its file ring, and the ring's capacity.
+const FILE_EVENTS: u64 = 10_000;
+const FILE_CAPACITY: usize = 4096;
+/// How long the part 3 idle consumer waits on a ring nobody publishes to.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 const STALL: Duration = Duration::from_secs(30);
 
 struct Options {
@@ -358,11 +370,140 @@ fn crashes() -> Result<bool, Box<dyn std::error::Error>> {
     Ok(all_good)
 }
 
+/// Part 3 producer: writes `FILE_EVENTS` events to the file ring and exits, leaving the file.
+fn file_producer() -> Result<String, String> {
+    let path: String = child_arg(RING_FILE);
+    let mut producer = build_mmap_single_producer::<CheckedEvent>(&path, FILE_CAPACITY)
+        .build_producer()
+        .map_err(|e| e.to_string())?;
+    for sequence in 0..FILE_EVENTS {
+        producer
+            .publish(CheckedEvent::new(sequence))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(format!("{FILE_EVENTS}"))
+}
+
+/// Part 3 replay: reads what the closed file ring still holds, from its oldest event.
+fn file_replay() -> Result<String, String> {
+    let path: String = child_arg(RING_FILE);
+    let mut consumer = attach_mmap_consumer::<CheckedEvent>(&path)
+        .with_start_position(StartPosition::Earliest)
+        .build_consumer()
+        .map_err(|e| e.to_string())?;
+    let first = consumer.next_sequence();
+    let (mut next, mut bad) = (first, 0u64);
+    loop {
+        match consumer.consume_batch_timeout(4096, STALL, |event, sequence, _| {
+            if sequence != next || event.sequence != next || !event.is_intact() {
+                bad += 1;
+            }
+            next += 1;
+        }) {
+            Ok(_) => {}
+            Err(ConsumeError::Closed) => break,
+            Err(e) => return Err(format!("replay stopped at {next}: {e}")),
+        }
+    }
+    Ok(format!("{first} {} {bad}", next - first))
+}
+
+/// Part 3 idle consumer: waits `IDLE_WAIT` on a ring nobody publishes to, with the default (blocking)
+/// wait strategy, and reports the CPU time the wait used.
+fn idle_consumer() -> Result<String, String> {
+    let name: String = child_arg(SEGMENT);
+    let mut consumer = attach_shared_consumer::<u64>(&name)
+        .with_attach_timeout(STALL)
+        .build_consumer()
+        .map_err(|e| e.to_string())?;
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    match consumer.consume_next_timeout(IDLE_WAIT) {
+        Err(ConsumeError::Timeout { .. }) => {}
+        other => return Err(format!("expected a timeout on an idle ring, got {other:?}")),
+    }
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    Ok(format!(
+        "{} {}",
+        started.elapsed().as_micros(),
+        cpu.as_micros()
+    ))
+}
+
+/// User plus system CPU time of this process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: `rusage` is plain data for which all-zero bytes are valid, and getrusage only writes it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// Part 3: a ring in a file outlives its producer; a blocking wait costs no CPU.
+fn file_ring() -> Result<bool, Box<dyn std::error::Error>> {
+    println!();
+    println!("part 3: a ring in a file, and a consumer that sleeps while idle");
+    let dir = std::env::temp_dir().join(format!("disruptor-mp-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("ticks.ring");
+    let env = [(RING_FILE, path.display().to_string())];
+    let outcome = (|| -> Result<bool, Box<dyn std::error::Error>> {
+        ChildProcess::spawn_test_role("file-producer", &env)?.expect_success(STALL)?;
+        println!(
+            "  a producer process wrote {FILE_EVENTS} events to {} (capacity {FILE_CAPACITY}) and exited; \
+             the file stays",
+            path.display()
+        );
+        let report = ChildProcess::spawn_test_role("file-replay", &env)?.expect_success(STALL)?;
+        let fields: Vec<u64> = report
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        let (first, count, bad) = (fields[0], fields[1], fields[2]);
+        let replay_ok = first == FILE_EVENTS - FILE_CAPACITY as u64
+            && count == FILE_CAPACITY as u64
+            && bad == 0;
+        println!(
+            "  a consumer process started afterwards replayed {count} events from sequence {first} \
+             (StartPosition::Earliest), {bad} bad, then saw the ring closed: {}",
+            if replay_ok { "ok" } else { "FAILED" }
+        );
+
+        let name =
+            portable_shm_segment_name(&format!("disruptor-mp-demo-idle-{}", std::process::id()));
+        let producer = build_shared_single_producer::<u64>(&name, 1024).build_producer()?;
+        let idle = ChildProcess::spawn_test_role("idle-consumer", &[(SEGMENT, name.clone())])?;
+        let report = idle.expect_success(STALL)?;
+        drop(producer);
+        let fields: Vec<u64> = report
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        let (waited_us, cpu_us) = (fields[0], fields[1]);
+        let share = cpu_us as f64 / waited_us.max(1) as f64 * 100.0;
+        println!(
+            "  an idle consumer waited {:.2} s for events with the default wait strategy (Blocking) and \
+             used {:.2} ms of CPU: {share:.2}% of a core",
+            waited_us as f64 / 1e6,
+            cpu_us as f64 / 1e3
+        );
+        Ok(replay_ok)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
 fn main() {
     dispatch_child_role(|role| match role {
         "consumer" => consume(),
         "crash-consumer" => crash_consume(),
         "doomed-producer" => doomed_producer(),
+        "file-producer" => file_producer(),
+        "file-replay" => file_replay(),
+        "idle-consumer" => idle_consumer(),
         other => Err(format!("unknown role {other}")),
     });
     let options = match parse_options() {
@@ -372,7 +513,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    match run(&options).and_then(|broadcast| Ok(crashes()? && broadcast)) {
+    let outcome = run(&options)
+        .and_then(|broadcast| Ok(crashes()? && broadcast))
+        .and_then(|earlier| Ok(file_ring()? && earlier));
+    match outcome {
         Ok(true) => {}
         Ok(false) => std::process::exit(1),
         Err(error) => {
