@@ -88,6 +88,14 @@ impl TestBackend for disruptor_mp::MappedFile {
         let name = unique_segment_name(label);
         let dir = std::env::temp_dir().join(name.trim_start_matches('/'));
         std::fs::create_dir_all(&dir).expect("creating a directory for a test ring");
+        // A ring file is refused in a directory other users could replace it in: whatever the umask made
+        // of the directory, keep it private.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .expect("making a test ring's directory private");
+        }
         TestRing {
             id: dir.join("ring").display().to_string(),
             dir: Some(dir),
@@ -116,6 +124,33 @@ pub fn on_child_backend<R>(shm: impl FnOnce() -> R, file: impl FnOnce() -> R) ->
         k if k == <disruptor_mp::MappedFile as TestBackend>::KIND => file(),
         other => panic!("unknown backend {other:?} in {BACKEND_ENV}"),
     }
+}
+
+/// Instantiates generic suites once per backend: for each `generic => shm_test, file_test;` it defines the
+/// `#[test]`s `shm_test`, calling `generic::<SharedMemory>()`, and `file_test`, calling
+/// `generic::<MappedFile>()`. The test file must depend on `disruptor_mp` (every one here does).
+///
+/// ```ignore
+/// fn late_join<B: TestBackend>() { /* ... */ }
+/// on_both_backends! {
+///     late_join => late_join_shm, late_join_file;
+/// }
+/// ```
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($generic:ident => $shm:ident, $file:ident;)+) => {
+        $(
+            #[test]
+            fn $shm() {
+                $generic::<::disruptor_mp::SharedMemory>();
+            }
+
+            #[test]
+            fn $file() {
+                $generic::<::disruptor_mp::MappedFile>();
+            }
+        )+
+    };
 }
 
 /// A ring identifier for one test ([`TestBackend::new_ring`]): a shared-memory name, or a file path in a
@@ -477,8 +512,8 @@ impl StreamCheck {
 /// terminal error ([`Closed`](disruptor_mp::ConsumeError::Closed),
 /// [`ProducerGone`](disruptor_mp::ConsumeError::ProducerGone), or `Timeout` after `stall` without an
 /// event). Returns `Err` as soon as an event fails the check.
-pub fn read_until_error(
-    consumer: &mut disruptor_mp::SharedConsumer<CheckedEvent>,
+pub fn read_until_error<B: disruptor_mp::Backend>(
+    consumer: &mut disruptor_mp::Consumer<CheckedEvent, B>,
     check: &mut StreamCheck,
     max_batch: usize,
     stall: Duration,
@@ -625,8 +660,8 @@ impl Drop for SignalFile {
     }
 }
 
-/// White-box access to a segment through the file Linux keeps for it (`/dev/shm/NAME`), and a guard that
-/// removes that file on drop, so that a test leaves nothing behind even when a producer it killed could
+/// White-box access to a segment through its file — the one Linux keeps for a shared-memory segment
+/// (`/dev/shm/NAME`), or a file-backed ring's own — and a guard that removes that file on drop, so that a test leaves nothing behind even when a producer it killed could
 /// not remove its segment, or when the test fails.
 ///
 /// The offsets are those of the segment format (see `disruptor_mp::segment`): the producer's `published`
@@ -653,6 +688,11 @@ impl SegmentFile {
         SegmentFile {
             path: std::path::PathBuf::from(format!("/dev/shm/{}", name.trim_start_matches('/'))),
         }
+    }
+
+    /// The ring file at `path` (e.g. [`TestRing::path`], for either backend); removed when this drops.
+    pub fn at(path: impl Into<std::path::PathBuf>) -> SegmentFile {
+        SegmentFile { path: path.into() }
     }
 
     /// Whether the segment's name exists.
@@ -711,32 +751,33 @@ impl Drop for SegmentFile {
 
 /// A producer publishing `CheckedEvent::new(s)` for `s` in `0..events` with plain, unbounded `publish`
 /// on its own thread, so that a test can watch its progress, kill consumers under it, and fail (the
-/// watchdog in [`finish`](Self::finish)) instead of hanging if it never finishes.
+/// watchdog in [`finish`](Self::finish)) instead of hanging if it never finishes. Works on either backend
+/// (`B`, shared memory unless said otherwise).
 #[derive(Debug)]
-pub struct BackgroundPublisher {
+pub struct BackgroundPublisher<B: disruptor_mp::Backend = disruptor_mp::SharedMemory> {
     progress: Arc<AtomicU64>,
     limit: Arc<AtomicU64>,
     resumed: Arc<AtomicBool>,
-    done: mpsc::Receiver<Result<Published, String>>,
+    done: mpsc::Receiver<Result<Published<B>, String>>,
 }
 
 /// What a [`BackgroundPublisher`] hands back when it is done.
 #[derive(Debug)]
-pub struct Published {
+pub struct Published<B: disruptor_mp::Backend = disruptor_mp::SharedMemory> {
     /// The producer, still open (its ring closes when it drops).
-    pub producer: disruptor_mp::SharedProducer<CheckedEvent>,
+    pub producer: disruptor_mp::Producer<CheckedEvent, B>,
     /// Events published.
     pub events: u64,
     /// The longest single `publish` call: how long the producer stalled at worst.
     pub max_stall: Duration,
 }
 
-impl BackgroundPublisher {
+impl<B: disruptor_mp::Backend> BackgroundPublisher<B> {
     /// Starts publishing `events` events through `producer` (`u64::MAX`: until [`stop`](Self::stop)).
     pub fn spawn(
-        producer: disruptor_mp::SharedProducer<CheckedEvent>,
+        producer: disruptor_mp::Producer<CheckedEvent, B>,
         events: u64,
-    ) -> BackgroundPublisher {
+    ) -> BackgroundPublisher<B> {
         Self::spawn_with_pause(producer, events, u64::MAX)
     }
 
@@ -744,10 +785,10 @@ impl BackgroundPublisher {
     /// [`resume`](Self::resume): so that a test can, say, kill a consumer and be sure the producer still
     /// has to get past it.
     pub fn spawn_with_pause(
-        mut producer: disruptor_mp::SharedProducer<CheckedEvent>,
+        mut producer: disruptor_mp::Producer<CheckedEvent, B>,
         events: u64,
         pause_at: u64,
-    ) -> BackgroundPublisher {
+    ) -> BackgroundPublisher<B> {
         let progress = Arc::new(AtomicU64::new(0));
         let limit = Arc::new(AtomicU64::new(events));
         let resumed = Arc::new(AtomicBool::new(false));
@@ -822,7 +863,7 @@ impl BackgroundPublisher {
 
     /// Waits for the publisher to finish; panics if a publish failed, or (the watchdog) if it has not
     /// finished within `watchdog`. A publisher that never finishes stays blocked on its thread.
-    pub fn finish(self, watchdog: Duration) -> Published {
+    pub fn finish(self, watchdog: Duration) -> Published<B> {
         match self.done.recv_timeout(watchdog) {
             Ok(Ok(published)) => published,
             Ok(Err(error)) => panic!("{error}"),

@@ -1,10 +1,11 @@
 //! One producer, several consumer processes: every consumer gets every event once, in order, intact;
 //! a slow consumer holds the producer back without losing anything; consumers started before the producer
-//! attach once it is ready.
+//! attach once it is ready. Each test runs on both backends (shared memory and a mapped file).
 
-use disruptor_mp::{attach_shared_consumer, build_shared_single_producer, ConsumeError};
+use disruptor_mp::{ConsumeError, MappedFile, SharedMemory};
 use disruptor_mp_suite::{
-    child_arg, dispatch_child_role, fold_checksum, unique_segment_name, CheckedEvent, ChildProcess,
+    child_arg, dispatch_child_role, fold_checksum, on_both_backends, on_child_backend,
+    CheckedEvent, ChildProcess, TestBackend,
 };
 use std::time::Duration;
 
@@ -18,17 +19,20 @@ const STALL: Duration = Duration::from_secs(30);
 #[test]
 fn child_process_entry() {
     dispatch_child_role(|role| match role {
-        "consumer" => consume_until_closed(),
+        "consumer" => on_child_backend(
+            consume_until_closed::<SharedMemory>,
+            consume_until_closed::<MappedFile>,
+        ),
         other => Err(format!("unknown role {other}")),
     });
 }
 
 /// Attaches, reads until the producer closes, verifying each event; reports `first count checksum`.
-fn consume_until_closed() -> Result<String, String> {
+fn consume_until_closed<B: TestBackend>() -> Result<String, String> {
     let name: String = child_arg(SEGMENT);
     let attach_timeout = Duration::from_millis(child_arg(ATTACH_TIMEOUT_MS));
     let pause_every: u64 = child_arg(PAUSE_EVERY);
-    let mut consumer = attach_shared_consumer::<CheckedEvent>(&name)
+    let mut consumer = B::consumer::<CheckedEvent>(&name)
         .with_consumer_id(&format!("consumer-{}", std::process::id()))
         .with_attach_timeout(attach_timeout)
         .build_consumer()
@@ -63,7 +67,7 @@ fn consume_until_closed() -> Result<String, String> {
     }
 }
 
-fn spawn_consumers(
+fn spawn_consumers<B: TestBackend>(
     name: &str,
     count: usize,
     pause_every: u64,
@@ -77,6 +81,7 @@ fn spawn_consumers(
                     (SEGMENT, name.to_string()),
                     (ATTACH_TIMEOUT_MS, attach_ms.to_string()),
                     (PAUSE_EVERY, pause_every.to_string()),
+                    B::env(),
                 ],
             )
             .expect("spawn consumer")
@@ -97,33 +102,51 @@ fn assert_every_consumer_saw_everything(consumers: Vec<ChildProcess>, events: u6
     }
 }
 
-#[test]
-fn three_consumer_processes_each_receive_five_million_events_in_order() {
-    const EVENTS: u64 = 5_000_000;
-    let name = unique_segment_name("broadcast");
-    let mut producer = build_shared_single_producer::<CheckedEvent>(&name, 1024)
+on_both_backends! {
+    three_consumer_processes_each_receive_millions_of_events_in_order =>
+        three_consumer_processes_each_receive_millions_of_events_in_order_shm,
+        three_consumer_processes_each_receive_millions_of_events_in_order_file;
+    a_slow_consumer_holds_the_producer_back_and_loses_nothing =>
+        a_slow_consumer_holds_the_producer_back_and_loses_nothing_shm,
+        a_slow_consumer_holds_the_producer_back_and_loses_nothing_file;
+    consumers_started_before_the_producer_attach_once_it_is_ready =>
+        consumers_started_before_the_producer_attach_once_it_is_ready_shm,
+        consumers_started_before_the_producer_attach_once_it_is_ready_file;
+}
+
+fn three_consumer_processes_each_receive_millions_of_events_in_order<B: TestBackend>() {
+    // Five million on shared memory; three million on a file, which keeps the suite's time in bounds
+    // (both variants share the machine's cores) and still laps the ring thousands of times.
+    let events: u64 = if B::KIND == <MappedFile as TestBackend>::KIND {
+        3_000_000
+    } else {
+        5_000_000
+    };
+    let ring = B::new_ring("broadcast");
+    let name = ring.id();
+    let mut producer = B::producer::<CheckedEvent>(name, 1024)
         .build_producer()
         .unwrap();
-    let consumers = spawn_consumers(&name, 3, 0, 10_000);
+    let consumers = spawn_consumers::<B>(name, 3, 0, 10_000);
     producer.wait_for_consumers(3, STALL).unwrap();
-    for sequence in 0..EVENTS {
+    for sequence in 0..events {
         producer
             .publish_timeout(CheckedEvent::new(sequence), STALL)
             .unwrap();
     }
     drop(producer);
-    assert_every_consumer_saw_everything(consumers, EVENTS);
+    assert_every_consumer_saw_everything(consumers, events);
 }
 
-#[test]
-fn a_slow_consumer_holds_the_producer_back_and_loses_nothing() {
+fn a_slow_consumer_holds_the_producer_back_and_loses_nothing<B: TestBackend>() {
     const EVENTS: u64 = 200_000;
-    let name = unique_segment_name("slow");
-    let mut producer = build_shared_single_producer::<CheckedEvent>(&name, 256)
+    let ring = B::new_ring("slow");
+    let name = ring.id();
+    let mut producer = B::producer::<CheckedEvent>(name, 256)
         .build_producer()
         .unwrap();
-    let mut consumers = spawn_consumers(&name, 1, 0, 10_000);
-    consumers.extend(spawn_consumers(&name, 1, 2_000, 10_000));
+    let mut consumers = spawn_consumers::<B>(name, 1, 0, 10_000);
+    consumers.extend(spawn_consumers::<B>(name, 1, 2_000, 10_000));
     producer.wait_for_consumers(2, STALL).unwrap();
     for sequence in 0..EVENTS {
         producer
@@ -140,13 +163,13 @@ fn a_slow_consumer_holds_the_producer_back_and_loses_nothing() {
     );
 }
 
-#[test]
-fn consumers_started_before_the_producer_attach_once_it_is_ready() {
+fn consumers_started_before_the_producer_attach_once_it_is_ready<B: TestBackend>() {
     const EVENTS: u64 = 10_000;
-    let name = unique_segment_name("early");
-    let consumers = spawn_consumers(&name, 2, 0, 20_000);
+    let ring = B::new_ring("early");
+    let name = ring.id();
+    let consumers = spawn_consumers::<B>(name, 2, 0, 20_000);
     std::thread::sleep(Duration::from_millis(300));
-    let mut producer = build_shared_single_producer::<CheckedEvent>(&name, 64)
+    let mut producer = B::producer::<CheckedEvent>(name, 64)
         .build_producer()
         .unwrap();
     producer.wait_for_consumers(2, STALL).unwrap();

@@ -1,11 +1,14 @@
 //! Processes killed with `SIGKILL` at random points: a producer mid-stream, an anonymous consumer
 //! mid-stream, a consumer holding a lease or stopped inside a batch callback, a producer whose name is
 //! then reclaimed, and endpoints in another PID namespace. Every survivor must lose nothing, the library
-//! must notice each death promptly, and nothing may wait for ever.
+//! must notice each death promptly, and nothing may wait for ever. Every test runs on both backends; where
+//! they differ (what a producer's clean drop leaves behind), the test says so.
 //!
-//! White-box checks read the producer's `published` count and consumer cursors from the file Linux keeps
-//! for each segment (`/dev/shm/NAME`), and detection latencies compare `CLOCK_MONOTONIC` readings taken
-//! in different processes; PID namespaces are Linux's too. So this file is Linux-only.
+//! White-box checks read the producer's `published` count and consumer cursors from the file each ring
+//! lives in (the one Linux keeps for a segment, `/dev/shm/NAME`, or the ring file itself), and detection
+//! latencies compare `CLOCK_MONOTONIC` readings taken in different processes; PID namespaces are Linux's
+//! too. So this file is Linux-only. Each ring is a [`TestRing`](disruptor_mp_suite::TestRing), which
+//! removes whatever a killed producer left of it.
 //!
 //! Kill points come from a seeded generator whose seed is printed (`DMP_TEST_SEED` repeats a run); the
 //! measured figures are printed too (`cargo test --test crash -- --nocapture` shows them;
@@ -13,12 +16,13 @@
 #![cfg(target_os = "linux")]
 
 use disruptor_mp::{
-    attach_shared_consumer, build_shared_single_producer, AttachError, ConsumeError,
-    CoordinationMode, CreateError, SharedConsumer,
+    AttachError, ConsumeError, Consumer, CoordinationMode, CreateError, MappedFile, SharedMemory,
+    StartPosition,
 };
 use disruptor_mp_suite::{
-    child_arg, dispatch_child_role, read_until_error, unique_segment_name, BackgroundPublisher,
-    CheckedEvent, ChildProcess, SegmentFile, SignalFile, StreamCheck, TestRng,
+    child_arg, dispatch_child_role, on_both_backends, on_child_backend, read_until_error,
+    BackgroundPublisher, CheckedEvent, ChildProcess, SegmentFile, SignalFile, StreamCheck,
+    TestBackend, TestRng,
 };
 use std::time::{Duration, Instant};
 
@@ -58,16 +62,35 @@ fn monotonic_ns() -> u64 {
 #[test]
 fn child_process_entry() {
     dispatch_child_role(|role| match role {
-        "stream-producer" => stream_producer(),
-        "holding-producer" => holding_producer(),
-        "gone-consumer" => gone_consumer(),
-        "closed-consumer" => closed_consumer(),
-        "victim" => victim_consumer(),
-        "stalled-consumer" => stalled_consumer(),
-        "idle-consumer" => idle_consumer(),
-        "try-build" => try_build(),
-        "joiner" => joiner(),
-        "reclaimer" => reclaimer(),
+        "stream-producer" => on_child_backend(
+            stream_producer::<SharedMemory>,
+            stream_producer::<MappedFile>,
+        ),
+        "holding-producer" => on_child_backend(
+            holding_producer::<SharedMemory>,
+            holding_producer::<MappedFile>,
+        ),
+        "gone-consumer" => {
+            on_child_backend(gone_consumer::<SharedMemory>, gone_consumer::<MappedFile>)
+        }
+        "closed-consumer" => on_child_backend(
+            closed_consumer::<SharedMemory>,
+            closed_consumer::<MappedFile>,
+        ),
+        "victim" => on_child_backend(
+            victim_consumer::<SharedMemory>,
+            victim_consumer::<MappedFile>,
+        ),
+        "stalled-consumer" => on_child_backend(
+            stalled_consumer::<SharedMemory>,
+            stalled_consumer::<MappedFile>,
+        ),
+        "idle-consumer" => {
+            on_child_backend(idle_consumer::<SharedMemory>, idle_consumer::<MappedFile>)
+        }
+        "try-build" => on_child_backend(try_build::<SharedMemory>, try_build::<MappedFile>),
+        "joiner" => on_child_backend(joiner::<SharedMemory>, joiner::<MappedFile>),
+        "reclaimer" => on_child_backend(reclaimer::<SharedMemory>, reclaimer::<MappedFile>),
         other => Err(format!("unknown role {other}")),
     });
 }
@@ -76,8 +99,8 @@ fn child_process_entry() {
 // Child roles
 // ---------------------------------------------------------------------------------------------------
 
-fn attach(name: &str) -> Result<SharedConsumer<CheckedEvent>, String> {
-    attach_shared_consumer::<CheckedEvent>(name)
+fn attach<B: TestBackend>(name: &str) -> Result<Consumer<CheckedEvent, B>, String> {
+    B::consumer::<CheckedEvent>(name)
         .with_attach_timeout(STALL)
         .build_consumer()
         .map_err(|e| format!("attach: {e}"))
@@ -86,11 +109,11 @@ fn attach(name: &str) -> Result<SharedConsumer<CheckedEvent>, String> {
 /// Publishes until killed, for two consumers that attach first: `single` plain publishes, `batch`
 /// batches of random sizes (some larger than the ring), `burst` exactly `COUNT` events, then raises
 /// `SIGNAL` and idles.
-fn stream_producer() -> Result<String, String> {
+fn stream_producer<B: TestBackend>() -> Result<String, String> {
     let name: String = child_arg(SEGMENT);
     let mode: String = child_arg(MODE);
     let mut rng = TestRng::seeded(child_arg(SEED));
-    let mut producer = build_shared_single_producer::<CheckedEvent>(&name, 256)
+    let mut producer = B::producer::<CheckedEvent>(&name, 256)
         .with_coordination(CoordinationMode::WaitForConsumers {
             min_consumers: 2,
             timeout: STALL,
@@ -128,10 +151,10 @@ fn stream_producer() -> Result<String, String> {
 
 /// Waits for `CONSUMERS` consumers, publishes `COUNT` events, raises `SIGNAL` with its pid (as this
 /// process sees it: namespace-local in a PID namespace), then waits to be killed.
-fn holding_producer() -> Result<String, String> {
+fn holding_producer<B: TestBackend>() -> Result<String, String> {
     let name: String = child_arg(SEGMENT);
     let count: u64 = child_arg(COUNT);
-    let mut producer = build_shared_single_producer::<CheckedEvent>(&name, 64)
+    let mut producer = B::producer::<CheckedEvent>(&name, 64)
         .with_coordination(CoordinationMode::WaitForConsumers {
             min_consumers: child_arg(CONSUMERS),
             timeout: STALL,
@@ -153,8 +176,8 @@ fn holding_producer() -> Result<String, String> {
 }
 
 /// Like [`read_until_error`], with non-blocking reads: `try_consume_batch`, yielding when empty.
-fn poll_until_error(
-    consumer: &mut SharedConsumer<CheckedEvent>,
+fn poll_until_error<B: TestBackend>(
+    consumer: &mut Consumer<CheckedEvent, B>,
     check: &mut StreamCheck,
 ) -> Result<ConsumeError, String> {
     let mut last_event = Instant::now();
@@ -175,8 +198,8 @@ fn poll_until_error(
 
 /// Reads from sequence 0 (`MODE`: `waiting` reads or `polling` ones) until the producer is gone; reports
 /// `first next gone_ns pid`, `gone_ns` being `CLOCK_MONOTONIC` when `ProducerGone` came.
-fn gone_consumer() -> Result<String, String> {
-    let mut consumer = attach(&child_arg::<String>(SEGMENT))?;
+fn gone_consumer<B: TestBackend>() -> Result<String, String> {
+    let mut consumer = attach::<B>(&child_arg::<String>(SEGMENT))?;
     let mut check = StreamCheck::new(0);
     let terminal = match child_arg::<String>(MODE).as_str() {
         "waiting" => read_until_error(&mut consumer, &mut check, 64, STALL)?,
@@ -196,8 +219,8 @@ fn gone_consumer() -> Result<String, String> {
 }
 
 /// Reads until the ring closes, verifying events built with `OFFSET`; reports `first count checksum`.
-fn closed_consumer() -> Result<String, String> {
-    let mut consumer = attach(&child_arg::<String>(SEGMENT))?;
+fn closed_consumer<B: TestBackend>() -> Result<String, String> {
+    let mut consumer = attach::<B>(&child_arg::<String>(SEGMENT))?;
     let mut check = StreamCheck::with_offset(consumer.next_sequence(), child_arg(OFFSET));
     match read_until_error(&mut consumer, &mut check, 256, STALL)? {
         ConsumeError::Closed => Ok(check.report()),
@@ -206,8 +229,8 @@ fn closed_consumer() -> Result<String, String> {
 }
 
 /// Reads from sequence 0 (`MODE`: `batch` or `single`), verifying, until killed.
-fn victim_consumer() -> Result<String, String> {
-    let mut consumer = attach(&child_arg::<String>(SEGMENT))?;
+fn victim_consumer<B: TestBackend>() -> Result<String, String> {
+    let mut consumer = attach::<B>(&child_arg::<String>(SEGMENT))?;
     let mut check = StreamCheck::new(0);
     let batch = child_arg::<String>(MODE) == "batch";
     loop {
@@ -230,8 +253,8 @@ fn victim_consumer() -> Result<String, String> {
 /// Reads from sequence 0 up to `HOLD_AT`, then stops while it holds events it has not committed —
 /// `MODE` `lease`: an `EventLease` on `HOLD_AT`; `try-batch` / `timeout-batch`: inside the callback of a
 /// batch starting at `HOLD_AT` — raises `SIGNAL` with `committed slot`, and waits to be killed.
-fn stalled_consumer() -> Result<String, String> {
-    let mut consumer = attach(&child_arg::<String>(SEGMENT))?;
+fn stalled_consumer<B: TestBackend>() -> Result<String, String> {
+    let mut consumer = attach::<B>(&child_arg::<String>(SEGMENT))?;
     let signal: String = child_arg(SIGNAL);
     let hold_at: u64 = child_arg(HOLD_AT);
     let mode: String = child_arg(MODE);
@@ -295,8 +318,8 @@ fn stalled_consumer() -> Result<String, String> {
 
 /// Attaches as `CONSUMER_ID`, raises `SIGNAL` with its pid (namespace-local in a PID namespace), reads
 /// nothing, and waits to be killed.
-fn idle_consumer() -> Result<String, String> {
-    let _consumer = attach_shared_consumer::<CheckedEvent>(&child_arg::<String>(SEGMENT))
+fn idle_consumer<B: TestBackend>() -> Result<String, String> {
+    let _consumer = B::consumer::<CheckedEvent>(&child_arg::<String>(SEGMENT))
         .with_consumer_id(&child_arg::<String>(CONSUMER_ID))
         .with_attach_timeout(STALL)
         .build_consumer()
@@ -312,10 +335,8 @@ fn idle_consumer() -> Result<String, String> {
 
 /// Tries to create the ring `SEGMENT`, whose producer is alive elsewhere; reports the pid the refusal
 /// names.
-fn try_build() -> Result<String, String> {
-    match build_shared_single_producer::<CheckedEvent>(&child_arg::<String>(SEGMENT), 64)
-        .build_producer()
-    {
+fn try_build<B: TestBackend>() -> Result<String, String> {
+    match B::producer::<CheckedEvent>(&child_arg::<String>(SEGMENT), 64).build_producer() {
         Err(CreateError::AlreadyExists {
             producer_pid: Some(pid),
             ..
@@ -326,8 +347,8 @@ fn try_build() -> Result<String, String> {
 }
 
 /// Joins the running ring and reads from wherever it starts, verifying, until killed.
-fn joiner() -> Result<String, String> {
-    let mut consumer = attach(&child_arg::<String>(SEGMENT))?;
+fn joiner<B: TestBackend>() -> Result<String, String> {
+    let mut consumer = attach::<B>(&child_arg::<String>(SEGMENT))?;
     let mut check = StreamCheck::new(consumer.next_sequence());
     let error = read_until_error(&mut consumer, &mut check, 64, STALL)?;
     Err(format!(
@@ -351,14 +372,14 @@ fn wait_for_file(path: &str) -> Result<(), String> {
 /// A winner holds its producer until `DONE` exists, then checks that its ring is the one the name leads
 /// to (a consumer attaching by name lands on it: same epoch), and reports `won PID REACHABLE` (1 or 0);
 /// a loser reports `lost PID` with the pid its `AlreadyExists` names (0 for none).
-fn reclaimer() -> Result<String, String> {
+fn reclaimer<B: TestBackend>() -> Result<String, String> {
     let name: String = child_arg(SEGMENT);
     SignalFile::raise(&child_arg::<String>(SIGNAL), "ready").map_err(|e| e.to_string())?;
     wait_for_file(&child_arg::<String>(GO))?;
-    match build_shared_single_producer::<CheckedEvent>(&name, 64).build_producer() {
+    match B::producer::<CheckedEvent>(&name, 64).build_producer() {
         Ok(producer) => {
             wait_for_file(&child_arg::<String>(DONE))?;
-            let reachable = attach_shared_consumer::<CheckedEvent>(&name)
+            let reachable = B::consumer::<CheckedEvent>(&name)
                 .build_consumer()
                 .is_ok_and(|consumer| consumer.epoch() == producer.epoch());
             drop(producer);
@@ -379,8 +400,10 @@ fn reclaimer() -> Result<String, String> {
 // Parent-side helpers
 // ---------------------------------------------------------------------------------------------------
 
-fn spawn(role: &str, env: &[(&str, String)]) -> ChildProcess {
-    ChildProcess::spawn_test_role(role, env).unwrap_or_else(|e| panic!("spawn {role}: {e}"))
+/// Starts a child running `role` on backend `B`.
+fn spawn<B: TestBackend>(role: &str, env: &[(&str, String)]) -> ChildProcess {
+    let env: Vec<(&str, String)> = env.iter().cloned().chain([B::env()]).collect();
+    ChildProcess::spawn_test_role(role, &env).unwrap_or_else(|e| panic!("spawn {role}: {e}"))
 }
 
 /// The report of a child that must succeed, split into fields; panics with `context` if it failed.
@@ -415,20 +438,61 @@ fn millis(nanos: u64) -> f64 {
 // Tests
 // ---------------------------------------------------------------------------------------------------
 
+on_both_backends! {
+    segment_file_offsets_hold_the_live_counters =>
+        segment_file_offsets_hold_the_live_counters_shm,
+        segment_file_offsets_hold_the_live_counters_file;
+    a_producer_killed_mid_stream_leaves_each_consumer_an_exact_prefix_then_producer_gone =>
+        a_producer_killed_mid_stream_leaves_each_consumer_an_exact_prefix_then_producer_gone_shm,
+        a_producer_killed_mid_stream_leaves_each_consumer_an_exact_prefix_then_producer_gone_file;
+    a_killed_anonymous_consumer_stops_gating_and_its_siblings_lose_nothing =>
+        a_killed_anonymous_consumer_stops_gating_and_its_siblings_lose_nothing_shm,
+        a_killed_anonymous_consumer_stops_gating_and_its_siblings_lose_nothing_file;
+    a_consumer_killed_while_holding_a_lease_stops_gating =>
+        a_consumer_killed_while_holding_a_lease_stops_gating_shm,
+        a_consumer_killed_while_holding_a_lease_stops_gating_file;
+    a_consumer_killed_inside_a_try_consume_batch_callback_stops_gating =>
+        a_consumer_killed_inside_a_try_consume_batch_callback_stops_gating_shm,
+        a_consumer_killed_inside_a_try_consume_batch_callback_stops_gating_file;
+    a_consumer_killed_inside_a_consume_batch_timeout_callback_stops_gating =>
+        a_consumer_killed_inside_a_consume_batch_timeout_callback_stops_gating_shm,
+        a_consumer_killed_inside_a_consume_batch_timeout_callback_stops_gating_file;
+    a_restarted_producer_reclaims_the_name_of_a_killed_one =>
+        a_restarted_producer_reclaims_the_name_of_a_killed_one_shm,
+        a_restarted_producer_reclaims_the_name_of_a_killed_one_file;
+    consumers_killed_at_any_point_of_their_life_never_leak_a_slot_or_stall_the_producer =>
+        consumers_killed_at_any_point_of_their_life_never_leak_a_slot_or_stall_the_producer_shm,
+        consumers_killed_at_any_point_of_their_life_never_leak_a_slot_or_stall_the_producer_file;
+    a_dead_consumer_swept_by_a_new_consumers_attach_counts_as_evicted =>
+        a_dead_consumer_swept_by_a_new_consumers_attach_counts_as_evicted_shm,
+        a_dead_consumer_swept_by_a_new_consumers_attach_counts_as_evicted_file;
+    concurrent_reclaimers_of_a_dead_producers_name_each_win_or_are_refused =>
+        concurrent_reclaimers_of_a_dead_producers_name_each_win_or_are_refused_shm,
+        concurrent_reclaimers_of_a_dead_producers_name_each_win_or_are_refused_file;
+    concurrent_reclaimers_of_a_dead_producers_name_elect_exactly_one =>
+        concurrent_reclaimers_of_a_dead_producers_name_elect_exactly_one_shm,
+        concurrent_reclaimers_of_a_dead_producers_name_elect_exactly_one_file;
+    losers_of_a_reclaim_race_are_told_the_winners_pid =>
+        losers_of_a_reclaim_race_are_told_the_winners_pid_shm,
+        losers_of_a_reclaim_race_are_told_the_winners_pid_file;
+    a_consumer_killed_in_another_pid_namespace_is_evicted =>
+        a_consumer_killed_in_another_pid_namespace_is_evicted_shm,
+        a_consumer_killed_in_another_pid_namespace_is_evicted_file;
+    a_producer_killed_in_another_pid_namespace_is_reported_gone =>
+        a_producer_killed_in_another_pid_namespace_is_reported_gone_shm,
+        a_producer_killed_in_another_pid_namespace_is_reported_gone_file;
+}
+
 /// Guards the white-box reads below: the offsets `SegmentFile` reads at hold the live counters.
-#[test]
-fn segment_file_offsets_hold_the_live_counters() {
-    let name = unique_segment_name("offsets");
-    let segment = SegmentFile::new(&name);
-    let mut producer = build_shared_single_producer::<CheckedEvent>(&name, 64)
+fn segment_file_offsets_hold_the_live_counters<B: TestBackend>() {
+    let ring = B::new_ring("offsets");
+    let name = ring.id().to_string();
+    let segment = SegmentFile::at(ring.path());
+    let mut producer = B::producer::<CheckedEvent>(&name, 64)
         .build_producer()
         .unwrap();
-    let mut a = attach_shared_consumer::<CheckedEvent>(&name)
-        .build_consumer()
-        .unwrap();
-    let mut b = attach_shared_consumer::<CheckedEvent>(&name)
-        .build_consumer()
-        .unwrap();
+    let mut a = B::consumer::<CheckedEvent>(&name).build_consumer().unwrap();
+    let mut b = B::consumer::<CheckedEvent>(&name).build_consumer().unwrap();
     for sequence in 0..10 {
         producer.publish(CheckedEvent::new(sequence)).unwrap();
     }
@@ -448,8 +512,9 @@ fn segment_file_offsets_hold_the_live_counters() {
 /// both consumers (one blocking, one polling) read an exact, gap-free, intact prefix from sequence 0, up
 /// to the last event the producer published as its segment records it, then get `ProducerGone` naming it,
 /// after the kill and within the bound.
-#[test]
-fn a_producer_killed_mid_stream_leaves_each_consumer_an_exact_prefix_then_producer_gone() {
+fn a_producer_killed_mid_stream_leaves_each_consumer_an_exact_prefix_then_producer_gone<
+    B: TestBackend,
+>() {
     const RUNS: usize = 24;
     let mut rng = TestRng::from_env_or_clock("producer kills");
     let mut latencies = Vec::new();
@@ -463,9 +528,10 @@ fn a_producer_killed_mid_stream_leaves_each_consumer_an_exact_prefix_then_produc
         };
         let signal = SignalFile::new("burst");
         let context = format!("run {run} ({mode}, kill at {kill_at})");
-        let name = unique_segment_name("kill-producer");
-        let segment = SegmentFile::new(&name);
-        let mut producer = spawn(
+        let ring = B::new_ring("kill-producer");
+        let name = ring.id().to_string();
+        let segment = SegmentFile::at(ring.path());
+        let mut producer = spawn::<B>(
             "stream-producer",
             &[
                 (SEGMENT, name.clone()),
@@ -478,7 +544,7 @@ fn a_producer_killed_mid_stream_leaves_each_consumer_an_exact_prefix_then_produc
         let consumers: Vec<ChildProcess> = ["waiting", "polling"]
             .iter()
             .map(|style| {
-                spawn(
+                spawn::<B>(
                     "gone-consumer",
                     &[(SEGMENT, name.clone()), (MODE, style.to_string())],
                 )
@@ -554,8 +620,7 @@ fn a_producer_killed_mid_stream_leaves_each_consumer_an_exact_prefix_then_produc
 /// gates it, yet it goes on (it evicts exactly that consumer), and the one or two other consumers
 /// receive every event, gap-free and intact. (A producer blocked on the consumer when it dies: see the
 /// lease and batch tests below.)
-#[test]
-fn a_killed_anonymous_consumer_stops_gating_and_its_siblings_lose_nothing() {
+fn a_killed_anonymous_consumer_stops_gating_and_its_siblings_lose_nothing<B: TestBackend>() {
     const RUNS: usize = 20;
     let mut rng = TestRng::from_env_or_clock("consumer kills");
     let mut max_stall = Duration::ZERO;
@@ -569,20 +634,20 @@ fn a_killed_anonymous_consumer_stops_gating_and_its_siblings_lose_nothing() {
             "run {run} ({consumers} consumers, victim {victim} reading {style}, kill at {kill_at} of \
              {events})"
         );
-        let name = unique_segment_name("kill-consumer");
-        let _segment = SegmentFile::new(&name);
-        let producer = build_shared_single_producer::<CheckedEvent>(&name, 64)
+        let ring = B::new_ring("kill-consumer");
+        let name = ring.id().to_string();
+        let producer = B::producer::<CheckedEvent>(&name, 64)
             .build_producer()
             .unwrap();
         let mut children: Vec<ChildProcess> = (0..consumers)
             .map(|i| {
                 if i == victim {
-                    spawn(
+                    spawn::<B>(
                         "victim",
                         &[(SEGMENT, name.clone()), (MODE, style.to_string())],
                     )
                 } else {
-                    spawn(
+                    spawn::<B>(
                         "closed-consumer",
                         &[(SEGMENT, name.clone()), (OFFSET, "0".to_string())],
                     )
@@ -629,18 +694,19 @@ fn a_killed_anonymous_consumer_stops_gating_and_its_siblings_lose_nothing() {
 /// A consumer that stops while it holds uncommitted events (`mode`: a lease, or inside a batch
 /// callback) gates the producer exactly one ring past its committed cursor, and, being alive, is not
 /// evicted; once killed, the producer goes on and its sibling loses nothing.
-fn kill_a_consumer_that_holds_events(mode: &str) {
+fn kill_a_consumer_that_holds_events<B: TestBackend>(mode: &str) {
     const CAPACITY: u64 = 64;
     const EVENTS: u64 = 3_000;
     let mut rng = TestRng::from_env_or_clock(&format!("stalled {mode}"));
     let hold_at = rng.between(100, 1_000);
-    let name = unique_segment_name("hold");
-    let segment = SegmentFile::new(&name);
+    let ring = B::new_ring("hold");
+    let name = ring.id().to_string();
+    let segment = SegmentFile::at(ring.path());
     let signal = SignalFile::new("hold");
-    let producer = build_shared_single_producer::<CheckedEvent>(&name, CAPACITY as usize)
+    let producer = B::producer::<CheckedEvent>(&name, CAPACITY as usize)
         .build_producer()
         .unwrap();
-    let mut victim = spawn(
+    let mut victim = spawn::<B>(
         "stalled-consumer",
         &[
             (SEGMENT, name.clone()),
@@ -649,7 +715,7 @@ fn kill_a_consumer_that_holds_events(mode: &str) {
             (HOLD_AT, hold_at.to_string()),
         ],
     );
-    let sibling = spawn(
+    let sibling = spawn::<B>(
         "closed-consumer",
         &[(SEGMENT, name.clone()), (OFFSET, "0".to_string())],
     );
@@ -687,19 +753,16 @@ fn kill_a_consumer_that_holds_events(mode: &str) {
     );
 }
 
-#[test]
-fn a_consumer_killed_while_holding_a_lease_stops_gating() {
-    kill_a_consumer_that_holds_events("lease");
+fn a_consumer_killed_while_holding_a_lease_stops_gating<B: TestBackend>() {
+    kill_a_consumer_that_holds_events::<B>("lease");
 }
 
-#[test]
-fn a_consumer_killed_inside_a_try_consume_batch_callback_stops_gating() {
-    kill_a_consumer_that_holds_events("try-batch");
+fn a_consumer_killed_inside_a_try_consume_batch_callback_stops_gating<B: TestBackend>() {
+    kill_a_consumer_that_holds_events::<B>("try-batch");
 }
 
-#[test]
-fn a_consumer_killed_inside_a_consume_batch_timeout_callback_stops_gating() {
-    kill_a_consumer_that_holds_events("timeout-batch");
+fn a_consumer_killed_inside_a_consume_batch_timeout_callback_stops_gating<B: TestBackend>() {
+    kill_a_consumer_that_holds_events::<B>("timeout-batch");
 }
 
 /// A producer is killed with consumers attached. While it lives, a second `build_producer` is refused
@@ -708,15 +771,15 @@ fn a_consumer_killed_inside_a_consume_batch_timeout_callback_stops_gating() {
 /// events, never the new ring's, then get `ProducerGone`; a consumer started between the death and the
 /// restart waits for the new ring and receives every event of it; a second producer in another process
 /// is refused with this process's pid.
-#[test]
-fn a_restarted_producer_reclaims_the_name_of_a_killed_one() {
+fn a_restarted_producer_reclaims_the_name_of_a_killed_one<B: TestBackend>() {
     const OLD_EVENTS: u64 = 40;
     const NEW_EVENTS: u64 = 5_000;
     const NEW_OFFSET: u64 = 1 << 40;
-    let name = unique_segment_name("restart");
-    let segment = SegmentFile::new(&name);
+    let ring = B::new_ring("restart");
+    let name = ring.id().to_string();
+    let segment = SegmentFile::at(ring.path());
     let signal = SignalFile::new("restart");
-    let mut old_producer = spawn(
+    let mut old_producer = spawn::<B>(
         "holding-producer",
         &[
             (SEGMENT, name.clone()),
@@ -725,16 +788,16 @@ fn a_restarted_producer_reclaims_the_name_of_a_killed_one() {
             (SIGNAL, signal.path()),
         ],
     );
-    let old_child = spawn(
+    let old_child = spawn::<B>(
         "gone-consumer",
         &[(SEGMENT, name.clone()), (MODE, "waiting".to_string())],
     );
-    let mut old_here = attach(&name).unwrap();
+    let mut old_here = attach::<B>(&name).unwrap();
     signal.wait_for(&mut old_producer, STALL).unwrap();
     let old_pid = old_producer.id();
     assert_eq!(old_here.producer_pid(), old_pid);
 
-    match build_shared_single_producer::<CheckedEvent>(&name, 64).build_producer() {
+    match B::producer::<CheckedEvent>(&name, 64).build_producer() {
         Err(CreateError::AlreadyExists {
             producer_pid: Some(pid),
             ..
@@ -745,7 +808,7 @@ fn a_restarted_producer_reclaims_the_name_of_a_killed_one() {
 
     old_producer.kill();
     let wait = Duration::from_millis(300);
-    match attach_shared_consumer::<CheckedEvent>(&name)
+    match B::consumer::<CheckedEvent>(&name)
         .with_attach_timeout(wait)
         .build_consumer()
     {
@@ -758,19 +821,19 @@ fn a_restarted_producer_reclaims_the_name_of_a_killed_one() {
     }
 
     // A consumer that starts now waits (its attach timeout) for a new producer, then joins its ring.
-    let mut new_consumer = spawn(
+    let mut new_consumer = spawn::<B>(
         "closed-consumer",
         &[(SEGMENT, name.clone()), (OFFSET, NEW_OFFSET.to_string())],
     );
     std::thread::sleep(Duration::from_millis(200));
     assert_running(&mut new_consumer, "consumer waiting for a new producer");
 
-    let mut new_producer = build_shared_single_producer::<CheckedEvent>(&name, 64)
+    let mut new_producer = B::producer::<CheckedEvent>(&name, 64)
         .build_producer()
         .expect("reclaiming the name of a dead producer");
     assert_ne!(new_producer.epoch(), old_here.epoch());
     new_producer.wait_for_consumers(1, STALL).unwrap();
-    let refused = spawn("try-build", &[(SEGMENT, name.clone())])
+    let refused = spawn::<B>("try-build", &[(SEGMENT, name.clone())])
         .expect_success(STALL)
         .unwrap();
     assert_eq!(refused.trim(), std::process::id().to_string());
@@ -796,41 +859,72 @@ fn a_restarted_producer_reclaims_the_name_of_a_killed_one() {
         (0, OLD_EVENTS, u64::from(old_pid))
     );
 
+    let epoch = new_producer.epoch();
     drop(new_producer);
     let report = new_consumer.expect_success(STALL).unwrap();
     assert_eq!(
         report.trim(),
         StreamCheck::expected_report(0, NEW_EVENTS, NEW_OFFSET)
     );
-    assert!(
-        !segment.exists(),
-        "the new producer's clean drop left the name"
-    );
+    if B::KIND == <MappedFile as TestBackend>::KIND {
+        // A ring file outlives its producer's clean drop: it stays, closed, holding the new ring's last
+        // lap, readable from the earliest event it holds.
+        assert!(
+            segment.exists(),
+            "the new producer's clean drop removed its ring file"
+        );
+        let mut replay = B::consumer::<CheckedEvent>(&name)
+            .with_start_position(StartPosition::Earliest)
+            .build_consumer()
+            .unwrap();
+        assert_eq!(
+            replay.epoch(),
+            epoch,
+            "the file left is not the new producer's ring"
+        );
+        let mut check = StreamCheck::with_offset(NEW_EVENTS - 64, NEW_OFFSET);
+        match read_until_error(&mut replay, &mut check, 16, STALL) {
+            Ok(ConsumeError::Closed) => {}
+            other => panic!(
+                "replaying the closed ring file: {other:?} after {} events",
+                check.count()
+            ),
+        }
+        check.result().unwrap();
+        assert_eq!(check.next(), NEW_EVENTS);
+    } else {
+        // A shared-memory segment's name goes with its producer's clean drop.
+        assert!(
+            !segment.exists(),
+            "the new producer's clean drop left the name"
+        );
+    }
 }
 
 /// Consumers killed at random points of their life — before they attach, while they attach (a slot
 /// claimed or joining), or while they read — under a producer publishing with plain `publish`, with a
 /// table of only four slots: the producer never stalls for good, no slot leaks (the table still takes
 /// three new consumers), and the consumer that stays receives every event.
-#[test]
-fn consumers_killed_at_any_point_of_their_life_never_leak_a_slot_or_stall_the_producer() {
+fn consumers_killed_at_any_point_of_their_life_never_leak_a_slot_or_stall_the_producer<
+    B: TestBackend,
+>() {
     const SLOTS: usize = 4;
     const KILLS: usize = 30;
     let mut rng = TestRng::from_env_or_clock("lifetime kills");
-    let name = unique_segment_name("lifetime");
-    let _segment = SegmentFile::new(&name);
-    let producer = build_shared_single_producer::<CheckedEvent>(&name, 64)
+    let ring = B::new_ring("lifetime");
+    let name = ring.id().to_string();
+    let producer = B::producer::<CheckedEvent>(&name, 64)
         .with_consumer_slots(SLOTS as u32)
         .build_producer()
         .unwrap();
-    let survivor = spawn(
+    let survivor = spawn::<B>(
         "closed-consumer",
         &[(SEGMENT, name.clone()), (OFFSET, "0".to_string())],
     );
     producer.wait_for_consumers(1, STALL).unwrap();
     let publisher = BackgroundPublisher::spawn(producer, u64::MAX);
     for kill in 0..KILLS {
-        let mut victim = spawn("joiner", &[(SEGMENT, name.clone())]);
+        let mut victim = spawn::<B>("joiner", &[(SEGMENT, name.clone())]);
         std::thread::sleep(Duration::from_micros(rng.between(0, 8_000)));
         assert_running(&mut victim, &format!("victim {kill}"));
         victim.kill();
@@ -845,7 +939,7 @@ fn consumers_killed_at_any_point_of_their_life_never_leak_a_slot_or_stall_the_pr
     assert_eq!(producer.attached_consumers(), 1);
     let extra: Vec<_> = (0..SLOTS - 1)
         .map(|k| {
-            attach_shared_consumer::<CheckedEvent>(&name)
+            B::consumer::<CheckedEvent>(&name)
                 .build_consumer()
                 .unwrap_or_else(|e| panic!("extra consumer {k}: {e}"))
         })
@@ -872,16 +966,15 @@ fn consumers_killed_at_any_point_of_their_life_never_leak_a_slot_or_stall_the_pr
 /// (documented as "consumers the producer stopped waiting for because their process died, over its
 /// life") should count it. Fails: `claim_slot` sweeps with `registry::sweep_dead`, whose count only
 /// the producer's own sweeps (`ProducerRing::sweep_dead_consumers`) add to `evicted_consumers`.
-#[test]
-fn a_dead_consumer_swept_by_a_new_consumers_attach_counts_as_evicted() {
-    let name = unique_segment_name("attach-sweep");
-    let _segment = SegmentFile::new(&name);
+fn a_dead_consumer_swept_by_a_new_consumers_attach_counts_as_evicted<B: TestBackend>() {
+    let ring = B::new_ring("attach-sweep");
+    let name = ring.id().to_string();
     let signal = SignalFile::new("attach-sweep");
-    let mut producer = build_shared_single_producer::<CheckedEvent>(&name, 64)
+    let mut producer = B::producer::<CheckedEvent>(&name, 64)
         .with_consumer_slots(1)
         .build_producer()
         .unwrap();
-    let mut dead = spawn(
+    let mut dead = spawn::<B>(
         "idle-consumer",
         &[
             (SEGMENT, name.clone()),
@@ -892,9 +985,7 @@ fn a_dead_consumer_swept_by_a_new_consumers_attach_counts_as_evicted() {
     signal.wait_for(&mut dead, STALL).unwrap();
     dead.kill();
     // The table's only slot belongs to the dead consumer: this attach sweeps it, then takes it.
-    let _replacement = attach_shared_consumer::<CheckedEvent>(&name)
-        .build_consumer()
-        .unwrap();
+    let _replacement = B::consumer::<CheckedEvent>(&name).build_consumer().unwrap();
     assert_eq!(producer.evict_dead_consumers(), 0, "nothing left to evict");
     assert_eq!(
         (
@@ -920,13 +1011,13 @@ struct ReclaimRound {
 /// Kills a producer, then has `reclaimers` processes call `build_producer` on its name at the same
 /// instant; `rounds` times. Every reclaimer must either win or be refused with `AlreadyExists` (the
 /// children fail otherwise), and nothing may hang.
-fn reclaim_race(rounds: usize, reclaimers: usize) -> Vec<ReclaimRound> {
+fn reclaim_race<B: TestBackend>(rounds: usize, reclaimers: usize) -> Vec<ReclaimRound> {
     (0..rounds)
         .map(|_| {
-            let name = unique_segment_name("reclaim-race");
-            let _segment = SegmentFile::new(&name);
+            let ring = B::new_ring("reclaim-race");
+            let name = ring.id().to_string();
             let signal = SignalFile::new("reclaim-race");
-            let mut dead = spawn(
+            let mut dead = spawn::<B>(
                 "holding-producer",
                 &[
                     (SEGMENT, name.clone()),
@@ -945,7 +1036,7 @@ fn reclaim_race(rounds: usize, reclaimers: usize) -> Vec<ReclaimRound> {
             let mut children: Vec<ChildProcess> = ready
                 .iter()
                 .map(|ready| {
-                    spawn(
+                    spawn::<B>(
                         "reclaimer",
                         &[
                             (SEGMENT, name.clone()),
@@ -996,9 +1087,8 @@ fn reclaim_race(rounds: usize, reclaimers: usize) -> Vec<ReclaimRound> {
 
 /// Several processes reclaiming a dead producer's name at once: each either wins or is refused with
 /// `AlreadyExists`, none hangs or fails otherwise, and the name ends up leading to a winner's ring.
-#[test]
-fn concurrent_reclaimers_of_a_dead_producers_name_each_win_or_are_refused() {
-    for (round, outcome) in reclaim_race(4, 4).iter().enumerate() {
+fn concurrent_reclaimers_of_a_dead_producers_name_each_win_or_are_refused<B: TestBackend>() {
+    for (round, outcome) in reclaim_race::<B>(4, 4).iter().enumerate() {
         assert!(
             outcome.winners.iter().any(|&(_, reachable)| reachable),
             "round {round}: no winner's ring is reachable by name: {outcome:?}"
@@ -1016,9 +1106,8 @@ fn concurrent_reclaimers_of_a_dead_producers_name_each_win_or_are_refused() {
 /// opened O before A's unlink, now finds O's lock free, takes it, and unlinks *the name* — which by
 /// now leads to X. B then creates Y and wins as well; A goes on with X, nameless. `reclaim_stale`
 /// checks one object and unlinks whatever the name leads to when it calls `shm_unlink`.
-#[test]
-fn concurrent_reclaimers_of_a_dead_producers_name_elect_exactly_one() {
-    let rounds = reclaim_race(30, 8);
+fn concurrent_reclaimers_of_a_dead_producers_name_elect_exactly_one<B: TestBackend>() {
+    let rounds = reclaim_race::<B>(30, 8);
     let doubles: Vec<_> = rounds
         .iter()
         .enumerate()
@@ -1032,9 +1121,8 @@ fn concurrent_reclaimers_of_a_dead_producers_name_elect_exactly_one() {
 /// another reclaimer held its producer lock to unlink it reads the lock as held, and the dead
 /// producer's recorded pid), or no pid at all (e.g. a loser that looked at the winner's new object
 /// before the winner recorded its pid there).
-#[test]
-fn losers_of_a_reclaim_race_are_told_the_winners_pid() {
-    let rounds = reclaim_race(10, 5);
+fn losers_of_a_reclaim_race_are_told_the_winners_pid<B: TestBackend>() {
+    let rounds = reclaim_race::<B>(10, 5);
     let misnamed: Vec<String> = rounds
         .iter()
         .enumerate()
@@ -1126,17 +1214,16 @@ fn kill_namespaced(wrapper: ChildProcess) -> u32 {
 /// `ConsumerIdInUse`); alive, it gates and is not evicted; killed, the producer evicts it and goes on.
 /// (Its recorded pid, 1, is the init of this namespace, alive for ever: only a kernel-backed liveness
 /// check can tell it died.)
-#[test]
-fn a_consumer_killed_in_another_pid_namespace_is_evicted() {
+fn a_consumer_killed_in_another_pid_namespace_is_evicted<B: TestBackend>() {
     if let Err(reason) = pid_namespaces() {
         println!("SKIPPED: {reason}");
         return;
     }
     const CAPACITY: u64 = 64;
-    let name = unique_segment_name("ns-consumer");
-    let _segment = SegmentFile::new(&name);
+    let ring = B::new_ring("ns-consumer");
+    let name = ring.id().to_string();
     let signal = SignalFile::new("ns-consumer");
-    let mut producer = build_shared_single_producer::<CheckedEvent>(&name, CAPACITY as usize)
+    let mut producer = B::producer::<CheckedEvent>(&name, CAPACITY as usize)
         .build_producer()
         .unwrap();
     let mut wrapper = ChildProcess::spawn_test_role_wrapped(
@@ -1146,6 +1233,7 @@ fn a_consumer_killed_in_another_pid_namespace_is_evicted() {
             (SEGMENT, name.clone()),
             (SIGNAL, signal.path()),
             (CONSUMER_ID, "ns-reader".to_string()),
+            B::env(),
         ],
     )
     .unwrap();
@@ -1155,7 +1243,7 @@ fn a_consumer_killed_in_another_pid_namespace_is_evicted() {
         .parse()
         .unwrap();
     assert_eq!(producer.attached_consumers(), 1);
-    match attach_shared_consumer::<CheckedEvent>(&name)
+    match B::consumer::<CheckedEvent>(&name)
         .with_consumer_id("ns-reader")
         .build_consumer()
     {
@@ -1187,15 +1275,14 @@ fn a_consumer_killed_in_another_pid_namespace_is_evicted() {
 
 /// A producer in another PID namespace, killed: a consumer here reads everything it published, then
 /// gets `ProducerGone` naming its namespace-local pid.
-#[test]
-fn a_producer_killed_in_another_pid_namespace_is_reported_gone() {
+fn a_producer_killed_in_another_pid_namespace_is_reported_gone<B: TestBackend>() {
     if let Err(reason) = pid_namespaces() {
         println!("SKIPPED: {reason}");
         return;
     }
     const EVENTS: u64 = 1_000;
-    let name = unique_segment_name("ns-producer");
-    let _segment = SegmentFile::new(&name);
+    let ring = B::new_ring("ns-producer");
+    let name = ring.id().to_string();
     let signal = SignalFile::new("ns-producer");
     let mut wrapper = ChildProcess::spawn_test_role_wrapped(
         NEW_PID_NAMESPACE,
@@ -1205,10 +1292,11 @@ fn a_producer_killed_in_another_pid_namespace_is_reported_gone() {
             (COUNT, EVENTS.to_string()),
             (CONSUMERS, "1".to_string()),
             (SIGNAL, signal.path()),
+            B::env(),
         ],
     )
     .unwrap();
-    let mut consumer = attach(&name).unwrap();
+    let mut consumer = attach::<B>(&name).unwrap();
     // The producer publishes into a 64-event ring: read as it goes.
     let mut check = StreamCheck::new(0);
     while check.next() < EVENTS {

@@ -1,31 +1,49 @@
 //! Consumers that join while the producer publishes at full speed are never lapped: from their first event
-//! on, every event arrives intact, in order, without a gap.
+//! on, every event arrives intact, in order, without a gap. Joiners start at the next event published
+//! (`StartPosition::Latest`) or at the oldest event the ring still holds for them
+//! (`StartPosition::Earliest`, possibly behind the producer). Each test runs on both backends.
 
-use disruptor_mp::{attach_shared_consumer, build_shared_single_producer, PublishError};
+use disruptor_mp::{MappedFile, PublishError, SharedMemory, StartPosition};
 use disruptor_mp_suite::{
-    child_arg, dispatch_child_role, unique_segment_name, CheckedEvent, ChildProcess,
+    child_arg, dispatch_child_role, on_both_backends, on_child_backend, CheckedEvent, ChildProcess,
+    TestBackend,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 const SEGMENT: &str = "DMP_SEGMENT";
 const READ: &str = "DMP_READ";
+const START: &str = "DMP_START";
 const STALL: Duration = Duration::from_secs(30);
+const CAPACITY: u64 = 1024;
 
 #[test]
 fn child_process_entry() {
     dispatch_child_role(|role| match role {
-        "joiner" => join_and_verify(),
+        "joiner" => on_child_backend(
+            join_and_verify::<SharedMemory>,
+            join_and_verify::<MappedFile>,
+        ),
         other => Err(format!("unknown role {other}")),
     });
 }
 
-/// Attaches to the running ring and reads `READ` events, verifying that they follow its start without a
-/// gap; reports the start sequence.
-fn join_and_verify() -> Result<String, String> {
+/// `START` as the parent passes it.
+fn start_position(start: &str) -> Result<StartPosition, String> {
+    match start {
+        "latest" => Ok(StartPosition::Latest),
+        "earliest" => Ok(StartPosition::Earliest),
+        other => Err(format!("unknown start position {other}")),
+    }
+}
+
+/// Attaches to the running ring from `START` and reads `READ` events, verifying that the first is intact
+/// and that every later one follows it without a gap; reports the start sequence.
+fn join_and_verify<B: TestBackend>() -> Result<String, String> {
     let name: String = child_arg(SEGMENT);
     let to_read: u64 = child_arg(READ);
-    let mut consumer = attach_shared_consumer::<CheckedEvent>(&name)
+    let mut consumer = B::consumer::<CheckedEvent>(&name)
+        .with_start_position(start_position(&child_arg::<String>(START))?)
         .with_attach_timeout(STALL)
         .build_consumer()
         .map_err(|e| e.to_string())?;
@@ -39,8 +57,10 @@ fn join_and_verify() -> Result<String, String> {
                     && (sequence != next || event.sequence != next || !event.is_intact())
                 {
                     failure = Some(format!(
-                        "joined at {start}: expected {next}, slot {sequence} holds event {}",
-                        event.sequence
+                        "joined at {start}: expected {next}, slot {sequence} holds event {} \
+                         (intact: {})",
+                        event.sequence,
+                        event.is_intact()
                     ));
                 }
                 next += 1;
@@ -53,20 +73,26 @@ fn join_and_verify() -> Result<String, String> {
     Ok(start.to_string())
 }
 
-#[test]
-fn fifty_consumers_joining_under_full_speed_publishing_see_no_gap() {
+/// Fifty joiners, two at a time, each reading 20,000 events from `start` while the producer publishes
+/// at full speed; checks where each started against the producer's position before it was spawned.
+fn fifty_joiners<B: TestBackend>(start: &str) {
     const JOINERS: usize = 50;
-    let name = unique_segment_name("late-join");
-    let mut producer = build_shared_single_producer::<CheckedEvent>(&name, 1024)
+    let ring = B::new_ring("late-join");
+    let name = ring.id();
+    let mut producer = B::producer::<CheckedEvent>(name, CAPACITY as usize)
         .build_producer()
         .unwrap();
     let stop = AtomicBool::new(false);
+    let progress = AtomicU64::new(0);
     std::thread::scope(|scope| {
         let publisher = scope.spawn(|| {
             let mut sequence = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 match producer.publish_timeout(CheckedEvent::new(sequence), STALL) {
-                    Ok(_) => sequence += 1,
+                    Ok(_) => {
+                        sequence += 1;
+                        progress.store(sequence, Ordering::Release);
+                    }
                     Err(PublishError::Timeout { .. }) => {
                         return Err(format!("producer stalled at {sequence}"))
                     }
@@ -76,21 +102,28 @@ fn fifty_consumers_joining_under_full_speed_publishing_see_no_gap() {
             Ok(sequence)
         });
         let result = std::panic::catch_unwind(|| {
+            // (events published before a joiner was spawned, the sequence it started at)
             let mut starts = Vec::new();
             // Two joiners at a time, so joins also overlap with another consumer's reading and leaving.
             for _ in 0..JOINERS / 2 {
+                let before = progress.load(Ordering::Acquire);
                 let pair: Vec<ChildProcess> = (0..2)
                     .map(|_| {
                         ChildProcess::spawn_test_role(
                             "joiner",
-                            &[(SEGMENT, name.clone()), (READ, "20000".to_string())],
+                            &[
+                                (SEGMENT, name.to_string()),
+                                (READ, "20000".to_string()),
+                                (START, start.to_string()),
+                                B::env(),
+                            ],
                         )
                         .expect("spawn joiner")
                     })
                     .collect();
                 for joiner in pair {
                     let report = joiner.expect_success(Duration::from_secs(60)).unwrap();
-                    starts.push(report.trim().parse::<u64>().unwrap());
+                    starts.push((before, report.trim().parse::<u64>().unwrap()));
                 }
             }
             starts
@@ -99,8 +132,56 @@ fn fifty_consumers_joining_under_full_speed_publishing_see_no_gap() {
         let published = publisher.join().unwrap().unwrap();
         let starts = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         assert_eq!(starts.len(), JOINERS);
-        // The joiners really joined a moving ring, not one at rest.
-        assert!(starts.windows(2).filter(|w| w[1] > w[0]).count() >= JOINERS / 2);
-        assert!(published > *starts.iter().max().unwrap());
+        for &(before, first) in &starts {
+            // The producer had published `before` events when the joiner was spawned. `Latest` starts at
+            // the next one published after the join; `Earliest` at most one ring further back, the
+            // oldest event the ring can still hold.
+            let oldest_possible = match start {
+                "latest" => before,
+                _ => before.saturating_sub(CAPACITY),
+            };
+            assert!(
+                first >= oldest_possible,
+                "a {start} joiner spawned after event {before} started at {first}"
+            );
+        }
+        // The joiners really joined a moving ring, not one at rest: each pair joined after the pair
+        // before had read its 20,000 events, so further along.
+        let firsts: Vec<u64> = starts.iter().map(|&(_, first)| first).collect();
+        for (k, pairs) in firsts.chunks(2).collect::<Vec<_>>().windows(2).enumerate() {
+            let (earlier, later) = (pairs[0], pairs[1]);
+            assert!(
+                later.iter().min() > earlier.iter().max(),
+                "pair {} started at {later:?}, not after pair {k} at {earlier:?}",
+                k + 1
+            );
+        }
+        if start == "latest" {
+            // Within a pair too, mostly: the second joiner usually attaches once the producer moved on.
+            // (From `Earliest`, the two often start at the same event: the first one gates the producer
+            // from where it started until it reads, so the second finds the same oldest event held.)
+            assert!(firsts.windows(2).filter(|w| w[1] > w[0]).count() >= JOINERS / 2);
+        }
+        assert!(published > *firsts.iter().max().unwrap());
     });
+}
+
+fn fifty_consumers_joining_under_full_speed_publishing_see_no_gap<B: TestBackend>() {
+    fifty_joiners::<B>("latest");
+}
+
+/// With `Earliest` a joiner may start behind the producer, on events published before it joined: the
+/// first of them must still be intact (not overwritten while the joiner attached), and it must then get
+/// every event from there, exactly sequence-consecutive.
+fn fifty_consumers_joining_from_the_earliest_held_event_see_no_gap<B: TestBackend>() {
+    fifty_joiners::<B>("earliest");
+}
+
+on_both_backends! {
+    fifty_consumers_joining_under_full_speed_publishing_see_no_gap =>
+        fifty_consumers_joining_under_full_speed_publishing_see_no_gap_shm,
+        fifty_consumers_joining_under_full_speed_publishing_see_no_gap_file;
+    fifty_consumers_joining_from_the_earliest_held_event_see_no_gap =>
+        fifty_consumers_joining_from_the_earliest_held_event_see_no_gap_shm,
+        fifty_consumers_joining_from_the_earliest_held_event_see_no_gap_file;
 }

@@ -1,9 +1,12 @@
 //! A consumer process compiled with another event type is refused, and the error names what differs.
 //!
-//! Each child role declares its own `Tick` in its own module, as a separate program would.
+//! Each child role declares its own `Tick` in its own module, as a separate program would. The test runs on
+//! both backends.
 
-use disruptor_mp::{attach_shared_consumer, build_shared_single_producer, AttachError};
-use disruptor_mp_suite::{child_arg, dispatch_child_role, unique_segment_name, ChildProcess};
+use disruptor_mp::{AttachError, MappedFile, SharedMemory};
+use disruptor_mp_suite::{
+    child_arg, dispatch_child_role, on_both_backends, on_child_backend, ChildProcess, TestBackend,
+};
 use std::time::Duration;
 
 const SEGMENT: &str = "DMP_SEGMENT";
@@ -69,9 +72,9 @@ mod bigger {
     }
 }
 
-fn attach_as<E: disruptor_mp::RingEvent>() -> Result<String, String> {
+fn attach_as<B: TestBackend, E: disruptor_mp::RingEvent>() -> Result<String, String> {
     let name: String = child_arg(SEGMENT);
-    match attach_shared_consumer::<E>(&name)
+    match B::consumer::<E>(&name)
         .with_attach_timeout(Duration::from_secs(10))
         .build_consumer()
     {
@@ -87,32 +90,50 @@ fn attach_as<E: disruptor_mp::RingEvent>() -> Result<String, String> {
 #[test]
 fn child_process_entry() {
     dispatch_child_role(|role| match role {
-        "same" => attach_as::<same::Tick>(),
-        "reordered" => attach_as::<reordered::Tick>(),
-        "retyped" => attach_as::<retyped::Tick>(),
-        "bigger" => attach_as::<bigger::Tick>(),
+        "same" => on_child_backend(
+            attach_as::<SharedMemory, same::Tick>,
+            attach_as::<MappedFile, same::Tick>,
+        ),
+        "reordered" => on_child_backend(
+            attach_as::<SharedMemory, reordered::Tick>,
+            attach_as::<MappedFile, reordered::Tick>,
+        ),
+        "retyped" => on_child_backend(
+            attach_as::<SharedMemory, retyped::Tick>,
+            attach_as::<MappedFile, retyped::Tick>,
+        ),
+        "bigger" => on_child_backend(
+            attach_as::<SharedMemory, bigger::Tick>,
+            attach_as::<MappedFile, bigger::Tick>,
+        ),
         other => Err(format!("unknown role {other}")),
     });
 }
 
-fn attach_report(name: &str, role: &str) -> String {
-    ChildProcess::spawn_test_role(role, &[(SEGMENT, name.to_string())])
+fn attach_report<B: TestBackend>(name: &str, role: &str) -> String {
+    ChildProcess::spawn_test_role(role, &[(SEGMENT, name.to_string()), B::env()])
         .unwrap()
         .expect_success(Duration::from_secs(60))
         .unwrap()
 }
 
-#[test]
-fn consumer_processes_with_other_event_types_are_refused_naming_the_difference() {
-    let name = unique_segment_name("types");
-    let producer = build_shared_single_producer::<producer_side::Tick>(&name, 64)
+on_both_backends! {
+    consumer_processes_with_other_event_types_are_refused_naming_the_difference =>
+        consumer_processes_with_other_event_types_are_refused_naming_the_difference_shm,
+        consumer_processes_with_other_event_types_are_refused_naming_the_difference_file;
+}
+
+fn consumer_processes_with_other_event_types_are_refused_naming_the_difference<B: TestBackend>() {
+    let ring = B::new_ring("types");
+    let name = ring.id();
+    let producer = B::producer::<producer_side::Tick>(name, 64)
         .build_producer()
         .unwrap();
     let segment = producer.segment_name().to_string();
 
-    assert_eq!(attach_report(&name, "same"), "attached");
+    assert_eq!(attach_report::<B>(name, "same"), "attached");
 
-    let reordered = attach_report(&name, "reordered");
+    let reordered = attach_report::<B>(name, "reordered");
     assert!(
         reordered.starts_with(&format!("event type mismatch on segment {segment:?}")),
         "{reordered}"
@@ -122,7 +143,7 @@ fn consumer_processes_with_other_event_types_are_refused_naming_the_difference()
         "{reordered}"
     );
 
-    let retyped = attach_report(&name, "retyped");
+    let retyped = attach_report::<B>(name, "retyped");
     assert!(
         retyped.contains(
             "first difference at field `qty`: offset 16, f64 (here) vs offset 16, u64 (segment)"
@@ -138,7 +159,7 @@ fn consumer_processes_with_other_event_types_are_refused_naming_the_difference()
         "{retyped}"
     );
 
-    let bigger = attach_report(&name, "bigger");
+    let bigger = attach_report::<B>(name, "bigger");
     assert!(
         bigger.contains("this process : Tick  size 32 align 8"),
         "{bigger}"
