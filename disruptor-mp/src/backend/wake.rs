@@ -71,7 +71,9 @@ impl FencePair {
     pub(crate) fn get() -> FencePair {
         static REGISTERED: Mutex<Option<(u32, bool)>> = Mutex::new(None);
         let pid = std::process::id();
-        let mut registered = REGISTERED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut registered = REGISTERED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let asymmetric = match *registered {
             Some((registered_pid, asymmetric)) if registered_pid == pid => asymmetric,
             _ => {
