@@ -175,8 +175,8 @@ impl<E: RingEvent> ProducerRing<E> {
     }
 
     /// Release-stores the published count: everything written to slots below it becomes visible to any
-    /// consumer that acquire-loads it.
-    /// Then wakes the consumers that sleep waiting for it, if any: one load of the line just written.
+    /// consumer that acquire-loads it. Then wakes the consumers that sleep waiting for it, if any: one load
+    /// of the line just written.
     #[inline(always)]
     fn publish_up_to(&mut self, end: u64) {
         self.next = end;
