@@ -92,6 +92,7 @@ on_supported_platforms! {
     pub mod event;
     pub mod layout;
     pub mod name;
+    pub mod observability;
     mod producer;
     pub mod protocol;
     mod registry;

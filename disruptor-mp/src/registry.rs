@@ -263,7 +263,7 @@ pub(crate) fn slot_id(segment: &Segment, index: usize) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn is_durable(segment: &Segment, index: usize) -> bool {
+pub(crate) fn is_durable(segment: &Segment, index: usize) -> bool {
     segment.consumer_slot(index).flags.load(Ordering::Acquire) & slot_flags::DURABLE != 0
 }
 
@@ -595,7 +595,7 @@ pub(crate) fn evict(segment: &Segment, index: usize) -> Eviction {
     }
 }
 
-fn slot_ownership(segment: &Segment, index: usize) -> Ownership {
+pub(crate) fn slot_ownership(segment: &Segment, index: usize) -> Ownership {
     Ownership::unpack(
         segment
             .consumer_slot(index)

@@ -115,29 +115,29 @@ const EVENT_NAME_CAPACITY: usize = 64;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct RawHeader {
-    magic: [u8; 8],
-    format_version: u32,
-    header_len: u32,
-    platform: u64,
-    ready: u32,
-    creator_pid: u32,
-    epoch: u64,
-    created_unix_ns: u64,
-    capacity: u64,
-    event_size: u32,
-    event_align: u32,
-    event_fingerprint: u64,
-    consumer_slots: u32,
-    descriptor_len: u32,
-    descriptor_total: u32,
-    event_name_len: u32,
-    total_len: u64,
-    producer_offset: u64,
-    consumers_offset: u64,
-    descriptor_offset: u64,
-    slots_offset: u64,
-    event_name: [u8; EVENT_NAME_CAPACITY],
-    checksum: u64,
+    pub(crate) magic: [u8; 8],
+    pub(crate) format_version: u32,
+    pub(crate) header_len: u32,
+    pub(crate) platform: u64,
+    pub(crate) ready: u32,
+    pub(crate) creator_pid: u32,
+    pub(crate) epoch: u64,
+    pub(crate) created_unix_ns: u64,
+    pub(crate) capacity: u64,
+    pub(crate) event_size: u32,
+    pub(crate) event_align: u32,
+    pub(crate) event_fingerprint: u64,
+    pub(crate) consumer_slots: u32,
+    pub(crate) descriptor_len: u32,
+    pub(crate) descriptor_total: u32,
+    pub(crate) event_name_len: u32,
+    pub(crate) total_len: u64,
+    pub(crate) producer_offset: u64,
+    pub(crate) consumers_offset: u64,
+    pub(crate) descriptor_offset: u64,
+    pub(crate) slots_offset: u64,
+    pub(crate) event_name: [u8; EVENT_NAME_CAPACITY],
+    pub(crate) checksum: u64,
 }
 
 /// Every header field with its byte offset and length, for inspectors and corruption tests.
@@ -641,6 +641,14 @@ impl Location {
         }
     }
 
+    /// Opens the object under the name, read-only.
+    fn open_read_only(&self) -> Result<SegmentObject, OpenError> {
+        match self {
+            Location::SharedMemory(name) => shm::open_read_only(name).map_err(OpenError::Os),
+            Location::File(path) => Ok(SegmentObject::from_fd(path.open_read_only()?)),
+        }
+    }
+
     /// Whether the name leads to `object` now.
     fn names(&self, object: &SegmentObject) -> io::Result<bool> {
         match self {
@@ -1046,6 +1054,22 @@ impl Segment {
         location: &Location,
         layout: &TypeLayout,
     ) -> Result<(SegmentObject, Mapping, Geometry, RawHeader), AttemptError> {
+        let (object, geometry, header, leaves) = Self::open_checked(location, location.open())?;
+        let name = location.display_name();
+        check_event_type(&name, &header, &leaves, layout).map_err(AttemptError::Fatal)?;
+        let mapping = object
+            .map(geometry.total_len, true)
+            .map_err(|e| os_attempt(&name, "mmap", e))?;
+        Ok((object, mapping, geometry, header))
+    }
+
+    /// Checks the object `opened` under `location` as an attach does (size, ready word, every header field
+    /// against the length, the checksum over header and descriptor); returns it with its geometry, header
+    /// and descriptor. Nothing is mapped beyond a read-only probe of the fixed part.
+    fn open_checked(
+        location: &Location,
+        opened: Result<SegmentObject, OpenError>,
+    ) -> Result<(SegmentObject, Geometry, RawHeader, Vec<RawLeaf>), AttemptError> {
         let name = location.display_name();
         let name = name.as_str();
         let os = |operation: &'static str, source: io::Error| {
@@ -1055,7 +1079,7 @@ impl Segment {
                 source,
             })
         };
-        let object = match location.open() {
+        let object = match opened {
             Ok(object) => object,
             Err(OpenError::Os(e)) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(AttemptError::NotFound)
@@ -1092,8 +1116,9 @@ impl Segment {
                 required: fixed_len,
             }));
         }
-        // Map the fixed part only (no populate) until the header says how large the segment really is.
-        let probe = object.map(fixed_len, false).map_err(|e| os("mmap", e))?;
+        // Map the fixed part only (read-only, not populated) until the header says how large the segment
+        // really is.
+        let probe = object.map_read_only(fixed_len).map_err(|e| os("mmap", e))?;
         let header = match read_ready_header(&probe) {
             HeaderRead::Ready(header) => header,
             HeaderRead::Initializing => return Err(AttemptError::NotReady),
@@ -1122,12 +1147,53 @@ impl Segment {
                 "does not match the header and descriptor",
             )));
         }
-        check_event_type(name, &header, &leaves, layout).map_err(AttemptError::Fatal)?;
         drop(probe);
-        let mapping = object
-            .map(geometry.total_len, true)
-            .map_err(|e| os("mmap", e))?;
-        Ok((object, mapping, geometry, header))
+        Ok((object, geometry, header, leaves))
+    }
+
+    /// Opens the segment at `location` read-only and validates it as an attach does, without joining and
+    /// without checking its event type: for looking at a ring from outside (see `observability`). The
+    /// whole segment is mapped read-only, so nothing done through the result can change the ring.
+    pub(crate) fn inspect(location: Location) -> Result<InspectedSegment, AttachError> {
+        let name = location.display_name();
+        let opened = Self::open_checked(&location, location.open_read_only());
+        let (object, geometry, header, leaves) = opened.map_err(|error| match error {
+            AttemptError::NotFound => AttachError::NotFound {
+                name: name.clone(),
+                waited: Duration::ZERO,
+            },
+            AttemptError::NotReady => AttachError::NotReady {
+                name: name.clone(),
+                waited: Duration::ZERO,
+            },
+            AttemptError::ProducerGone { pid } => AttachError::ProducerGone {
+                name: name.clone(),
+                pid,
+                waited: Duration::ZERO,
+            },
+            AttemptError::Fatal(error) => error,
+        })?;
+        let mapping =
+            object
+                .map_read_only(geometry.total_len)
+                .map_err(|source| AttachError::Os {
+                    name: name.clone(),
+                    operation: "mmap",
+                    source,
+                })?;
+        Ok(InspectedSegment {
+            segment: Segment {
+                mapping,
+                object,
+                location,
+                name,
+                geometry,
+                epoch: header.epoch,
+                creator_pid: header.creator_pid,
+            },
+            header,
+            fields: leaves.iter().map(decode_leaf).collect(),
+        })
     }
 
     /// The segment name (with its leading slash), or the ring file's path.
@@ -1335,6 +1401,48 @@ impl Segment {
             }
             _ => Ok(false),
         }
+    }
+}
+
+fn os_attempt(name: &str, operation: &'static str, source: io::Error) -> AttemptError {
+    AttemptError::Fatal(AttachError::Os {
+        name: name.to_string(),
+        operation,
+        source,
+    })
+}
+
+/// A segment mapped read-only by [`Segment::inspect`], with its validated header and field descriptor. It
+/// hands out only reads: the mapping has no write permission, so a store through it would fault.
+pub(crate) struct InspectedSegment {
+    segment: Segment,
+    header: RawHeader,
+    fields: Vec<LeafField>,
+}
+
+impl std::fmt::Debug for InspectedSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InspectedSegment")
+            .field("segment", &self.segment)
+            .field("fields", &self.fields.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InspectedSegment {
+    /// The validated header, as copied at open.
+    pub(crate) fn header(&self) -> &RawHeader {
+        &self.header
+    }
+
+    /// The event type's flattened fields, as stored (at most [`DESCRIPTOR_ENTRIES`]).
+    pub(crate) fn fields(&self) -> &[LeafField] {
+        &self.fields
+    }
+
+    /// The segment, for reads only (see the type's docs).
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.segment
     }
 }
 

@@ -238,6 +238,15 @@ impl RingPath {
     /// a regular file is refused; a missing file or one the caller may not open is an OS error
     /// (`NotFound`, `PermissionDenied`).
     pub(crate) fn open(&self) -> Result<OwnedFd, FileError> {
+        self.open_with(libc::O_RDWR)
+    }
+
+    /// Opens the ring file read-only, with the same checks as [`open`](Self::open).
+    pub(crate) fn open_read_only(&self) -> Result<OwnedFd, FileError> {
+        self.open_with(libc::O_RDONLY)
+    }
+
+    fn open_with(&self, access: libc::c_int) -> Result<OwnedFd, FileError> {
         const OPERATION: &str = "open the ring file";
         // Refuse what plainly is no regular file before opening it: opening a device can have effects.
         if let Some(refusal) = self.stat().ok().and_then(|stat| refusal_for(stat.st_mode)) {
@@ -245,8 +254,7 @@ impl RingPath {
         }
         // `O_NONBLOCK`: a FIFO put in place since the check must not block the open; `O_NOCTTY`: a
         // terminal put there must not become our controlling terminal.
-        let flags =
-            libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let flags = access | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
         let (dir, name) = (self.dir.as_raw_fd(), self.file_name.as_ptr());
         // SAFETY: the directory descriptor is open and the name is NUL-terminated; `owned` checks it.
         let fd = match owned(unsafe { libc::openat(dir, name, flags) }) {

@@ -28,6 +28,21 @@ impl Mapping {
     /// Maps `len` bytes of `fd` shared and read-write; with `populate`, pre-faults the pages so the hot
     /// path takes no page faults (see the module docs for how each platform does it).
     pub(crate) fn map(fd: libc::c_int, len: usize, populate: bool) -> io::Result<Mapping> {
+        Mapping::map_with(fd, len, populate, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    /// Maps `len` bytes of `fd` shared and read-only: for looking at a segment without being able to
+    /// change it (see `observability`). Not pre-faulted.
+    pub(crate) fn map_read_only(fd: libc::c_int, len: usize) -> io::Result<Mapping> {
+        Mapping::map_with(fd, len, false, libc::PROT_READ)
+    }
+
+    fn map_with(
+        fd: libc::c_int,
+        len: usize,
+        populate: bool,
+        protection: libc::c_int,
+    ) -> io::Result<Mapping> {
         if len == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -44,16 +59,7 @@ impl Mapping {
         let flags = libc::MAP_SHARED;
         // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps nothing we own; `fd` is a valid
         // descriptor owned by the caller for the duration of the call; the result is checked below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                fd,
-                0,
-            )
-        };
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, protection, flags, fd, 0) };
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }

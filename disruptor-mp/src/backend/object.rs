@@ -44,14 +44,22 @@ impl SegmentObject {
 
     /// Maps the first `len` bytes shared and read-write (see [`Mapping::map`] for `populate`).
     pub(crate) fn map(&self, len: u64, populate: bool) -> io::Result<Mapping> {
-        let len = usize::try_from(len).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "segment larger than the address space",
-            )
-        })?;
-        Mapping::map(self.fd.as_raw_fd(), len, populate)
+        Mapping::map(self.fd.as_raw_fd(), address_space_len(len)?, populate)
     }
+
+    /// Maps the first `len` bytes shared and read-only.
+    pub(crate) fn map_read_only(&self, len: u64) -> io::Result<Mapping> {
+        Mapping::map_read_only(self.fd.as_raw_fd(), address_space_len(len)?)
+    }
+}
+
+fn address_space_len(len: u64) -> io::Result<usize> {
+    usize::try_from(len).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "segment larger than the address space",
+        )
+    })
 }
 
 /// The object's descriptor, for the liveness lock (`backend::liveness`), which is taken on it.

@@ -74,9 +74,18 @@ pub(crate) fn set_len(object: &SegmentObject, len: u64) -> io::Result<()> {
 
 /// Opens an existing object read-write.
 pub(crate) fn open(name: &str) -> io::Result<SegmentObject> {
+    open_with(name, libc::O_RDWR)
+}
+
+/// Opens an existing object read-only.
+pub(crate) fn open_read_only(name: &str) -> io::Result<SegmentObject> {
+    open_with(name, libc::O_RDONLY)
+}
+
+fn open_with(name: &str, access: libc::c_int) -> io::Result<SegmentObject> {
     let c_name = c_name(name)?;
     // SAFETY: `c_name` is a valid NUL-terminated string; the result is checked below.
-    let fd = unsafe { libc::shm_open(c_name.as_ptr(), libc::O_RDWR, 0) };
+    let fd = unsafe { libc::shm_open(c_name.as_ptr(), access, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
