@@ -81,7 +81,7 @@ pub struct EventType {
     pub align: u32,
     /// The layout fingerprint.
     pub fingerprint: u64,
-    /// The flattened fields (nested structs and arrays expanded), as stored: at most
+    /// The flattened fields (nested structs expanded; an array is one field), as stored: at most
     /// [`DESCRIPTOR_ENTRIES`](crate::segment::DESCRIPTOR_ENTRIES).
     pub fields: Vec<FieldView>,
     /// How many flattened fields the type has; more than `fields.len()` when the descriptor was cut.
@@ -92,7 +92,7 @@ pub struct EventType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct FieldView {
-    /// Its path from the event, e.g. `quote.bid` or `levels[3].qty`.
+    /// Its path from the event, e.g. `qty`, or `quote.bid` for a field of a nested struct.
     pub path: String,
     /// Byte offset in the event.
     pub offset: usize,
