@@ -335,8 +335,8 @@ pub type MmapProducer<E> = Producer<E, MappedFile>;
 pub struct ProducerStats {
     /// Events published.
     pub published: u64,
-    /// Times the producer found the ring full (the slowest consumer a whole ring behind) and had to wait
-    /// or fail.
+    /// Times a publish found the ring full (the slowest consumer a whole ring behind): once per publish
+    /// that had to wait for room, or per `try_` publish that failed; not once per poll of a wait.
     pub ring_full: u64,
     /// Consumers the producer stopped waiting for because their process died (see
     /// [`SharedProducer::evicted_consumers`]).
@@ -371,9 +371,19 @@ impl<E: RingEvent, B: Backend> Producer<E, B> {
     /// [`publish_with`](Self::publish_with) that fails with [`PublishError::Full`] instead of waiting.
     #[inline(always)]
     pub fn try_publish_with(&mut self, write: impl FnOnce(&mut E)) -> Result<u64, PublishError> {
-        self.ring.try_publish_with(write).ok_or(PublishError::Full {
+        match self.ring.try_publish_with(write) {
+            Some(sequence) => Ok(sequence),
+            None => Err(self.found_full()),
+        }
+    }
+
+    /// Counts a publish that found the ring full, and the error for a `try_` publish.
+    #[cold]
+    fn found_full(&mut self) -> PublishError {
+        self.ring.note_ring_full();
+        PublishError::Full {
             capacity: self.ring.capacity(),
-        })
+        }
     }
 
     #[inline(always)]
@@ -398,6 +408,7 @@ impl<E: RingEvent, B: Backend> Producer<E, B> {
         timeout: Option<Duration>,
         deadline: Option<Instant>,
     ) -> Result<(), PublishError> {
+        self.ring.note_ring_full();
         let mut waiter = Waiter::until(self.wait_strategy, deadline);
         let max_sleep = self.liveness_pacer.interval();
         let room = wait_until_room(
@@ -485,7 +496,7 @@ impl<E: RingEvent, B: Backend> Producer<E, B> {
             .try_publish_many_with(count, |sequence, slot| {
                 *slot = events[(sequence - first) as usize]
             })
-            .ok_or(PublishError::Full { capacity })?;
+            .ok_or_else(|| self.found_full())?;
         Ok(first..first + count)
     }
 
@@ -589,6 +600,7 @@ impl<E: RingEvent, B: Backend> Producer<E, B> {
         let Some(monitor) = required else {
             return Ok(self.wait_for_room(count, None, None)?);
         };
+        ring.note_ring_full();
         monitor.begin_wait(ring.segment());
         let mut progress_pacer = PollPacer::new(monitor.check_interval());
         let mut waiter = Waiter::until(*wait_strategy, None);
@@ -695,8 +707,9 @@ impl<E: RingEvent, B: Backend> Producer<E, B> {
         self.ring.sweep_dead_consumers()
     }
 
-    /// Consumers the producer gated on at its last refresh of the gate (a cached view; see
-    /// [`attached_consumers`](Self::attached_consumers) for the current table).
+    /// Consumers that hold the producer back now: attached, joining, being evicted, or reserved by name
+    /// (read from the consumer table: a cold call). [`attached_consumers`](Self::attached_consumers)
+    /// counts only the attached ones.
     pub fn gating_consumers(&self) -> usize {
         self.ring.gating_consumers()
     }

@@ -610,6 +610,12 @@ fn gating_slots(segment: &Segment) -> impl Iterator<Item = usize> + '_ {
         .filter(|&i| slot_state::gates(slot_ownership(segment, i).state))
 }
 
+/// Number of consumers gating the producer right now (attached, joining, being evicted, or reserved by
+/// name).
+pub(crate) fn gating_count(segment: &Segment) -> usize {
+    gating_slots(segment).count()
+}
+
 /// Number of consumers attached right now: those whose start sequence is fixed, so that every event
 /// published from now on reaches them.
 pub(crate) fn active_count(segment: &Segment) -> usize {
@@ -675,11 +681,6 @@ impl GatingSet {
             .iter()
             .map(|&i| segment.consumer_slot(i).cursor.0.load(Ordering::Acquire))
             .fold(own_position, u64::min)
-    }
-
-    /// Number of gating consumers as of the last refresh.
-    pub(crate) fn len(&self) -> usize {
-        self.active.len()
     }
 }
 

@@ -109,7 +109,7 @@ impl<E: RingEvent> ProducerRing<E> {
         self.next
     }
 
-    /// Times a gate refresh found the ring full.
+    /// Times the producer found the ring full (see [`note_ring_full`](Self::note_ring_full)).
     pub(crate) fn ring_full_count(&self) -> u64 {
         self.ring_full
     }
@@ -126,9 +126,9 @@ impl<E: RingEvent> ProducerRing<E> {
         registry::dead_consumers_evicted(&self.segment)
     }
 
-    /// Gating consumers as of the last gate refresh.
+    /// Consumers that gate the producer now, read from the table (a cold path).
     pub(crate) fn gating_consumers(&self) -> usize {
-        self.gating.len()
+        registry::gating_count(&self.segment)
     }
 
     /// Whether `count` (at most the capacity) more events fit; refreshes the gate when the cached one is
@@ -140,12 +140,14 @@ impl<E: RingEvent> ProducerRing<E> {
         if end <= self.gate {
             return true;
         }
-        if self.refresh_gate(end) {
-            true
-        } else {
-            self.ring_full += 1;
-            false
-        }
+        self.refresh_gate(end)
+    }
+
+    /// Counts one time the producer found the ring full: a publish that waited for room, or a `try_`
+    /// publish that failed (not every poll of a wait).
+    #[cold]
+    pub(crate) fn note_ring_full(&mut self) {
+        self.ring_full += 1;
     }
 
     /// Recomputes the gate from the consumers' cursors; whether sequences below `end` may be written.

@@ -62,6 +62,8 @@ fn a_snapshot_shows_the_event_type_the_producer_and_each_consumer_with_its_lag()
         .with_consumer_id("slow")
         .build_consumer()
         .unwrap();
+    // Counted from the table, not from the producer's last gate refresh (there was none yet).
+    assert_eq!(producer.gating_consumers(), 2);
     for instrument in 0..10 {
         producer
             .publish(Book {
