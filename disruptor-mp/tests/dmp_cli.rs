@@ -402,7 +402,13 @@ fn clean_removes_only_rings_whose_producer_is_dead() {
     let text = dmp(&["inspect", &dead_arg]);
     assert!(text.stdout.contains("dead"), "{}", text.stdout);
 
-    let dry = dmp(&["clean", "--dry-run", "--dir", &dir_arg]);
+    let dry = dmp(&[
+        "clean",
+        "--no-shared-memory",
+        "--dry-run",
+        "--dir",
+        &dir_arg,
+    ]);
     assert_eq!(dry.code, Some(0), "{}", dry.stderr);
     assert!(
         dry.stdout.contains(&format!("would remove {dead_arg}")),
@@ -412,7 +418,7 @@ fn clean_removes_only_rings_whose_producer_is_dead() {
     assert!(!dry.stdout.contains(&live_arg), "{}", dry.stdout);
     assert!(dead.exists() && live.exists(), "--dry-run removed a file");
 
-    let clean = dmp(&["clean", "--dir", &dir_arg]);
+    let clean = dmp(&["clean", "--no-shared-memory", "--dir", &dir_arg]);
     assert_eq!(clean.code, Some(0), "{}", clean.stderr);
     assert!(
         clean.stdout.contains(&format!("removed {dead_arg}")),
@@ -429,7 +435,7 @@ fn clean_removes_only_rings_whose_producer_is_dead() {
 
     // A closed ring whose producer exited cleanly has no live producer either.
     drop(live_producer);
-    let clean = dmp(&["clean", "--dir", &dir_arg]);
+    let clean = dmp(&["clean", "--no-shared-memory", "--dir", &dir_arg]);
     assert!(
         clean.stdout.contains(&format!("removed {live_arg}")) && clean.stdout.contains("closed"),
         "{}",

@@ -12,8 +12,9 @@
 //! - `dmp inspect NAME|PATH [--json]`: one ring in full: header, event type with its field table,
 //!   producer, and every consumer with its cursor and lag. A path contains a `/` after its first
 //!   character or starts with `.`; anything else is a shared-memory name.
-//! - `dmp clean [--dir DIR]... [--dry-run]`: removes the rings whose producer is no longer alive (killed,
-//!   or exited and left a closed ring behind). A ring with a live producer is never removed.
+//! - `dmp clean [--dir DIR]... [--dry-run] [--no-shared-memory]`: removes the rings whose producer is no
+//!   longer alive (killed, or exited and left a closed ring behind). A ring with a live producer is never
+//!   removed. `--no-shared-memory` cleans only the ring files in the `--dir` directories.
 //!
 //! Snapshots map rings read-only and take no consumer slot, so looking never changes a ring. Errors (not a
 //! ring, another format version, truncated, no permission, missing) print one line on stderr and exit
@@ -64,6 +65,9 @@ enum Command {
         /// Only print what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Leave shared memory alone: clean only the ring files in the --dir directories.
+        #[arg(long)]
+        no_shared_memory: bool,
     },
 }
 
@@ -80,7 +84,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::List { dirs, json } => list(&dirs, json, &mut out),
         Command::Inspect { ring, json } => inspect(&ring, json, &mut out),
-        Command::Clean { dirs, dry_run } => clean(&dirs, dry_run, &mut out),
+        Command::Clean {
+            dirs,
+            dry_run,
+            no_shared_memory,
+        } => clean(&dirs, !no_shared_memory, dry_run, &mut out),
     };
     // Whatever was gathered is printed even when a later step failed (clean reports each removal).
     let mut stdout = io::stdout().lock();
@@ -102,13 +110,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The rings in shared memory and in `dirs`. Shared memory that cannot be listed (macOS) is a note on
-/// stderr, not a failure; a directory that cannot be read is a failure.
-fn find_rings(dirs: &[PathBuf]) -> Result<Vec<(Kind, ListedRing)>, String> {
+/// The rings in shared memory (if `shared_memory`) and in `dirs`. Shared memory that cannot be listed
+/// (macOS) is a note on stderr, not a failure; a directory that cannot be read is a failure.
+fn find_rings(dirs: &[PathBuf], shared_memory: bool) -> Result<Vec<(Kind, ListedRing)>, String> {
     let mut rings = Vec::new();
-    match list_shared_memory() {
-        Ok(listed) => rings.extend(listed.into_iter().map(|ring| (Kind::SharedMemory, ring))),
-        Err(error) => eprintln!("dmp: shared memory not listed: {error}"),
+    if shared_memory {
+        match list_shared_memory() {
+            Ok(listed) => rings.extend(listed.into_iter().map(|ring| (Kind::SharedMemory, ring))),
+            Err(error) => eprintln!("dmp: shared memory not listed: {error}"),
+        }
     }
     for dir in dirs {
         let listed = list_files(dir).map_err(|error| format!("{}: {error}", dir.display()))?;
@@ -118,7 +128,7 @@ fn find_rings(dirs: &[PathBuf]) -> Result<Vec<(Kind, ListedRing)>, String> {
 }
 
 fn list(dirs: &[PathBuf], json: bool, out: &mut String) -> Result<(), String> {
-    let rings = find_rings(dirs)?;
+    let rings = find_rings(dirs, true)?;
     if json {
         let entries: Vec<serde_json::Value> = rings
             .iter()
@@ -288,10 +298,15 @@ fn inspect(ring: &str, json: bool, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-fn clean(dirs: &[PathBuf], dry_run: bool, out: &mut String) -> Result<(), String> {
+fn clean(
+    dirs: &[PathBuf],
+    shared_memory: bool,
+    dry_run: bool,
+    out: &mut String,
+) -> Result<(), String> {
     let mut failures = 0;
     let mut removed = 0;
-    for (kind, ring) in find_rings(dirs)? {
+    for (kind, ring) in find_rings(dirs, shared_memory)? {
         let snapshot = match ring.snapshot {
             Ok(snapshot) => snapshot,
             Err(error) => {
