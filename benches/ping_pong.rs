@@ -52,7 +52,10 @@ const WAKE_GAP: Duration = Duration::from_micros(200);
 /// Environment variable overriding [`WAKE_GAP`], in microseconds.
 const WAKE_GAP_ENV: &str = "DMP_BENCH_WAKE_GAP_US";
 /// The `Blocking` strategy of the wake-up section, with few spins so that both sides sleep soon.
-const FEW_SPINS: WaitStrategy = WaitStrategy::Blocking { spins: 100 };
+const FEW_SPINS: WaitStrategy = WaitStrategy::Blocking {
+    spins: 100,
+    yields: 0,
+};
 
 const ROLE_ECHO: &str = "pp-echo";
 
@@ -279,7 +282,7 @@ fn wake_gap() -> (Duration, String) {
         return (Duration::from_micros(us), format!("set by {WAKE_GAP_ENV}"));
     }
     let spins = match WaitStrategy::DEFAULT_BLOCKING {
-        WaitStrategy::Blocking { spins } => spins,
+        WaitStrategy::Blocking { spins, .. } => spins,
         other => panic!("the default strategy {other:?} is not Blocking"),
     };
     let spin_phase = spin_phase(spins);
@@ -324,7 +327,7 @@ struct WakeUp {
 
 /// Round trips that start after the pinger has slept a gap, so that a blocking echo (and a blocking pinger,
 /// once it waits for the echo) is asleep in the kernel when the ping comes: disruptor-mp with
-/// `Blocking { spins: 100 }`, with the default `Blocking`, with `BusySpin` (whose echo never sleeps), and a
+/// `Blocking { spins: 100, yields: 0 }`, with the default `Blocking`, with `BusySpin` (whose echo never sleeps), and a
 /// Unix socket read with a blocking `read`. They take turns in [`ROUNDS`] rounds.
 fn wake_up_section(pinning: Option<Pinning>) -> WakeUp {
     let (gap, why) = wake_gap();

@@ -43,7 +43,7 @@ const IDLE_CPU_BOUND: f64 = 0.02;
 /// a process for a good while on top.
 const DETECTION_BOUND: Duration = Duration::from_secs(2);
 /// How long a test lets endpoints settle into their sleep before it kills the process they wait on: far
-/// longer than the default 10,000 spins take, so the kill finds them asleep in the kernel. Not a multiple
+/// longer than the default spins and yields take, so the kill finds them asleep in the kernel. Not a multiple
 /// of the 100 ms liveness interval, which bounds each sleep, so the kill tends to land in the middle of
 /// one rather than just before the sleeper wakes anyway.
 const SETTLE: Duration = Duration::from_millis(250);
@@ -186,7 +186,10 @@ fn full_producer() -> Result<String, String> {
 
 /// The blocking strategy of both ping-pong endpoints: no spinning, so that a wait that finds nothing yet
 /// really goes to sleep, and every hand-off that is not already there is a sleep and a wake-up.
-const NO_SPIN: WaitStrategy = WaitStrategy::Blocking { spins: 0 };
+const NO_SPIN: WaitStrategy = WaitStrategy::Blocking {
+    spins: 0,
+    yields: 0,
+};
 
 /// The value the ping-pong sends in round trip `i`: not just `i`, so that an echo of the wrong slot (or a
 /// stale one) cannot pass for the right one.

@@ -71,11 +71,11 @@ pub fn on_backend<R>(kind: &str, shm: impl FnOnce() -> R, file: impl FnOnce() ->
     }
 }
 
-/// A wait strategy as a word of a child's role string: `busy` or `block:SPINS`.
+/// A wait strategy as a word of a child's role string: `busy` or `block:SPINS:YIELDS`.
 pub fn strategy_arg(strategy: WaitStrategy) -> String {
     match strategy {
         WaitStrategy::BusySpin => "busy".to_owned(),
-        WaitStrategy::Blocking { spins } => format!("block:{spins}"),
+        WaitStrategy::Blocking { spins, yields } => format!("block:{spins}:{yields}"),
         other => panic!("the benchmarks do not use {other:?}"),
     }
 }
@@ -84,14 +84,18 @@ pub fn strategy_arg(strategy: WaitStrategy) -> String {
 pub fn parse_strategy(arg: &str) -> WaitStrategy {
     match arg.split_once(':') {
         None if arg == "busy" => WaitStrategy::BusySpin,
-        Some(("block", spins)) => WaitStrategy::Blocking {
-            spins: spins.parse().expect("spin count"),
-        },
+        Some(("block", counts)) => {
+            let (spins, yields) = counts.split_once(':').expect("block:SPINS:YIELDS");
+            WaitStrategy::Blocking {
+                spins: spins.parse().expect("spin count"),
+                yields: yields.parse().expect("yield count"),
+            }
+        }
         _ => panic!("unknown wait strategy {arg:?}"),
     }
 }
 
-/// Short label of a strategy: `BusySpin`, `Blocking { spins: 100 }`.
+/// Short label of a strategy: `BusySpin`, `Blocking { spins: 100, yields: 0 }`.
 pub fn strategy_label(strategy: WaitStrategy) -> String {
     format!("{strategy:?}")
 }
