@@ -679,7 +679,7 @@ impl SegmentFile {
     /// Offset of the producer's `published` count (a native-endian `u64`).
     pub const PUBLISHED_OFFSET: u64 = 12288;
     /// Offset of the consumer table.
-    pub const CONSUMER_TABLE_OFFSET: u64 = 12928;
+    pub const CONSUMER_TABLE_OFFSET: u64 = 13056;
     /// Size of one consumer slot; its committed cursor is the slot's first `u64`.
     pub const CONSUMER_SLOT_LEN: u64 = 256;
 

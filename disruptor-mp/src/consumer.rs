@@ -12,7 +12,7 @@ use crate::wait::{PollPacer, WaitStrategy, Waiter};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Starts building a consumer of the ring named `name`, whose events must be of type `E`.
 ///
@@ -363,6 +363,9 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
     fn why_empty(&mut self, check_producer: bool) -> Result<(), ConsumeError> {
         self.closed_or_evicted()?;
         if check_producer {
+            // Once per liveness interval: publish the empty polls counted so far (see `observability`).
+            self.ring
+                .record_idle(self.liveness_pacer.polls(), Duration::ZERO);
             self.producer_gone()
         } else {
             Ok(())
@@ -389,17 +392,25 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
         }
     }
 
-    /// Waits until at least one event is readable; returns how many are.
+    /// Waits until at least one event is readable; returns how many are. A wait that gets past spinning
+    /// (yields or sleeps) records its time and the empty polls in the consumer's counters; a spinning wait
+    /// reads no clock and records nothing, so that it stays as quick as the events it waits for.
     fn wait_for_events(&mut self, timeout: Duration) -> Result<u64, ConsumeError> {
         let mut waiter: Option<Waiter> = None;
-        loop {
+        let mut idle_since: Option<Instant> = None;
+        let outcome = loop {
             let available = self.ring.poll();
             if available > 0 {
-                return Ok(available);
+                break Ok(available);
             }
-            self.closed_or_evicted()?;
+            if let Err(error) = self.closed_or_evicted() {
+                break Err(error);
+            }
             let waiter =
                 waiter.get_or_insert_with(|| Waiter::new(self.wait_strategy, Some(timeout)));
+            if idle_since.is_none() && !waiter.is_spinning() {
+                idle_since = Some(Instant::now());
+            }
             // A sleep lasts at most one liveness interval, so that a dead producer is noticed on time.
             let ring = &self.ring;
             let keep_waiting = waiter.pause_or_sleep(self.liveness_pacer.interval(), |bound| {
@@ -408,15 +419,22 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
             // The pacer outlives this call, so that a loop of short timeouts still checks once per
             // interval instead of timing out for ever on a dead producer.
             if self.liveness_pacer.poll_waiting(waiter) {
-                self.producer_gone()?;
+                if let Err(error) = self.producer_gone() {
+                    break Err(error);
+                }
             }
             if !keep_waiting {
-                return match self.ring.poll() {
+                break match self.ring.poll() {
                     0 => Err(ConsumeError::Timeout { timeout }),
                     available => Ok(available),
                 };
             }
+        };
+        if let Some(since) = idle_since {
+            self.ring
+                .record_idle(self.liveness_pacer.polls(), since.elapsed());
         }
+        outcome
     }
 
     /// Sequence of the next event this consumer will read.

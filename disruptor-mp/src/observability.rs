@@ -8,6 +8,15 @@
 //! taking any. [`list_shared_memory`] and [`list_files`] find the rings on the machine (shared memory) and
 //! in a directory (files).
 //!
+//! # Counters
+//!
+//! The segment keeps counters for observers ([`ProducerView`] and [`ConsumerView`]): the producer's waits
+//! for room, time spent waiting, sleeps and wake-ups sent; each consumer's empty polls, sleeps and time
+//! spent waiting. Each counter is written only by the process that owns its line, with relaxed stores,
+//! on its cold paths (a wait, a sleep, a liveness check), and never on a line the other side polls: the
+//! hot paths (a publish, an empty poll of a spinning consumer) are unchanged. Events published and
+//! consumed are the cursors themselves; a consumer's lag is computed here, from the two.
+//!
 //! A snapshot is a set of independent loads, not a consistent cut: a ring that moves while it is taken
 //! shows each word as it was when read (a consumer's cursor may be read a little after the published
 //! count, so lag is clamped at zero).
@@ -117,6 +126,15 @@ pub struct ProducerView {
     pub evictions: u64,
     /// Consumers whose process died and that stopped gating, over the ring's life.
     pub dead_consumers_evicted: u64,
+    /// Publishes that found the ring full: each one that had to wait for room, and each failed `try_`
+    /// publish.
+    pub ring_full: u64,
+    /// Nanoseconds publishes spent waiting for room.
+    pub wait_ns: u64,
+    /// Times the producer slept in the kernel waiting for room.
+    pub sleeps: u64,
+    /// Wake-up system calls the producer made for sleeping consumers.
+    pub wakeups_sent: u64,
 }
 
 /// A consumer slot in use.
@@ -143,6 +161,15 @@ pub struct ConsumerView {
     pub durable: bool,
     /// When its owner joined, nanoseconds since the Unix epoch.
     pub joined_unix_ns: u64,
+    /// Reads by the current owner that found nothing to read (recorded about once per liveness interval
+    /// while it polls, and when a blocking read that yielded or slept ends).
+    pub empty_polls: u64,
+    /// Times the current owner slept in the kernel waiting for events.
+    pub sleeps: u64,
+    /// Nanoseconds the current owner's blocking reads spent yielding or asleep waiting for events. The
+    /// spinning part of a wait is not timed: reading the clock there would slow down the very reads it
+    /// waits for.
+    pub wait_ns: u64,
 }
 
 /// The state of a consumer slot (see [`protocol`](crate::protocol#slot-states)).
@@ -257,6 +284,10 @@ impl RingSnapshot {
                     .0
                     .dead_consumers_evicted
                     .load(Ordering::Relaxed),
+                ring_full: region.counters.0.ring_full.load(Ordering::Relaxed),
+                wait_ns: region.counters.0.wait_ns.load(Ordering::Relaxed),
+                sleeps: region.counters.0.sleeps.load(Ordering::Relaxed),
+                wakeups_sent: region.counters.0.wakeups_sent.load(Ordering::Relaxed),
             },
             consumers,
         }
@@ -286,6 +317,9 @@ fn consumer_view(segment: &Segment, slot: usize, published: u64) -> Option<Consu
         gating: slot_state::gates(ownership.state),
         durable: entry.flags.load(Ordering::Relaxed) & slot_flags::DURABLE != 0,
         joined_unix_ns: entry.joined_unix_ns.load(Ordering::Relaxed),
+        empty_polls: entry.empty_polls.load(Ordering::Relaxed),
+        sleeps: entry.sleeps.load(Ordering::Relaxed),
+        wait_ns: entry.wait_ns.load(Ordering::Relaxed),
     })
 }
 

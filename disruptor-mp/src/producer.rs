@@ -13,6 +13,7 @@ use crate::wait::{deadline_after, PollPacer, WaitStrategy, Waiter};
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Starts building the single producer of a new ring named `name` holding `capacity` events of type `E`.
@@ -341,6 +342,12 @@ pub struct ProducerStats {
     /// Consumers the producer stopped waiting for because their process died (see
     /// [`SharedProducer::evicted_consumers`]).
     pub evicted_consumers: u64,
+    /// Time publishes spent waiting for room.
+    pub time_waiting_for_room: Duration,
+    /// Times the producer slept in the kernel waiting for room ([`WaitStrategy::Blocking`]).
+    pub sleeps: u64,
+    /// Wake-up system calls the producer made for consumers sleeping in the kernel.
+    pub wakeups_sent: u64,
 }
 
 impl<E: RingEvent, B: Backend> Producer<E, B> {
@@ -408,7 +415,6 @@ impl<E: RingEvent, B: Backend> Producer<E, B> {
         timeout: Option<Duration>,
         deadline: Option<Instant>,
     ) -> Result<(), PublishError> {
-        self.ring.note_ring_full();
         let mut waiter = Waiter::until(self.wait_strategy, deadline);
         let max_sleep = self.liveness_pacer.interval();
         let room = wait_until_room(
@@ -600,7 +606,6 @@ impl<E: RingEvent, B: Backend> Producer<E, B> {
         let Some(monitor) = required else {
             return Ok(self.wait_for_room(count, None, None)?);
         };
-        ring.note_ring_full();
         monitor.begin_wait(ring.segment());
         let mut progress_pacer = PollPacer::new(monitor.check_interval());
         let mut waiter = Waiter::until(*wait_strategy, None);
@@ -682,10 +687,14 @@ impl<E: RingEvent, B: Backend> Producer<E, B> {
 
     /// Counters: events published, times the ring was found full, consumers evicted because they died.
     pub fn stats(&self) -> ProducerStats {
+        let counters = self.ring.counters();
         ProducerStats {
             published: self.ring.next_sequence(),
-            ring_full: self.ring.ring_full_count(),
+            ring_full: counters.ring_full.load(Ordering::Relaxed),
             evicted_consumers: self.ring.dead_evicted_count(),
+            time_waiting_for_room: Duration::from_nanos(counters.wait_ns.load(Ordering::Relaxed)),
+            sleeps: counters.sleeps.load(Ordering::Relaxed),
+            wakeups_sent: counters.wakeups_sent.load(Ordering::Relaxed),
         }
     }
 
@@ -719,8 +728,23 @@ impl<E: RingEvent, B: Backend> Producer<E, B> {
 /// most `max_sleep` at a time), stops gating on consumers whose process died (about once per liveness
 /// interval, paced by `liveness_pacer`, which outlives the call so that a loop of short timeouts still
 /// checks), and calls `each_pause` after every pause. Returns whether there is room (`false`: the
-/// waiter's deadline passed).
+/// waiter's deadline passed). Counts the wait, and the time it took, in the producer's counters.
 fn wait_until_room<E: RingEvent, Er>(
+    ring: &mut ProducerRing<E>,
+    liveness_pacer: &mut PollPacer,
+    waiter: &mut Waiter,
+    count: u64,
+    max_sleep: Duration,
+    each_pause: impl FnMut(&ProducerRing<E>, &Waiter) -> Result<(), Er>,
+) -> Result<bool, Er> {
+    ring.note_ring_full();
+    let started = Instant::now();
+    let outcome = wait_loop(ring, liveness_pacer, waiter, count, max_sleep, each_pause);
+    ring.add_wait_time(started.elapsed());
+    outcome
+}
+
+fn wait_loop<E: RingEvent, Er>(
     ring: &mut ProducerRing<E>,
     liveness_pacer: &mut PollPacer,
     waiter: &mut Waiter,

@@ -217,6 +217,7 @@ fn claim_durable(
         };
         if swap(segment, index, current, resumed) {
             segment.record_stamp(endpoint, stamp);
+            reset_counters(segment, index);
             segment
                 .consumer_slot(index)
                 .joined_unix_ns
@@ -244,12 +245,21 @@ pub(crate) fn reserve(segment: &Segment, index: usize, id: &str) {
 
 fn write_identity(segment: &Segment, index: usize, id: &str, flags: u32) {
     let slot = segment.consumer_slot(index);
+    reset_counters(segment, index);
     slot.flags.store(flags, Ordering::Relaxed);
     slot.joined_unix_ns.store(now_unix_ns(), Ordering::Relaxed);
     for (byte, cell) in id.bytes().zip(&slot.id) {
         cell.store(byte, Ordering::Relaxed);
     }
     slot.id_len.store(id.len() as u32, Ordering::Release);
+}
+
+/// Zeroes a slot's counters for its new owner (they count what the current owner did).
+fn reset_counters(segment: &Segment, index: usize) {
+    let slot = segment.consumer_slot(index);
+    for counter in [&slot.empty_polls, &slot.sleeps, &slot.wait_ns] {
+        counter.store(0, Ordering::Relaxed);
+    }
 }
 
 /// The id recorded in slot `index`.

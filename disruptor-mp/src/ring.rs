@@ -13,7 +13,9 @@ use crate::consumer::StartPosition;
 use crate::error::AttachError;
 use crate::event::RingEvent;
 use crate::registry::{self, GatingSet, SlotClaim};
-use crate::segment::{slot_state, Endpoint, Ownership, PublishedLine, Segment};
+use crate::segment::{
+    add, slot_state, ConsumerSlot, Endpoint, Ownership, ProducerCounters, PublishedLine, Segment,
+};
 use crate::wait::UNORDERED_SLEEP_BOUND;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -69,7 +71,6 @@ pub(crate) struct ProducerRing<E> {
     /// Sequences below the gate may be written without looking at consumer cursors.
     gate: u64,
     gating: GatingSet,
-    ring_full: u64,
     /// The process that created the ring; a child that inherited a copy through `fork` is not it.
     owner_pid: u32,
     /// The sleep/wake handshake's fences (see [`crate::wait`]).
@@ -88,7 +89,6 @@ impl<E: RingEvent> ProducerRing<E> {
             next: 0,
             gate: 0,
             gating: GatingSet::new(),
-            ring_full: 0,
             owner_pid: std::process::id(),
             fences: FencePair::get(),
         }
@@ -109,9 +109,14 @@ impl<E: RingEvent> ProducerRing<E> {
         self.next
     }
 
-    /// Times the producer found the ring full (see [`note_ring_full`](Self::note_ring_full)).
-    pub(crate) fn ring_full_count(&self) -> u64 {
-        self.ring_full
+    /// The producer's counters in the segment.
+    pub(crate) fn counters(&self) -> &ProducerCounters {
+        &self.segment.producer_region().counters.0
+    }
+
+    /// Counts time spent waiting for room (a cold path: after a wait).
+    pub(crate) fn add_wait_time(&self, waited: Duration) {
+        add(&self.counters().wait_ns, waited.as_nanos() as u64);
     }
 
     /// Stops gating on consumers whose process died (see [`registry::sweep_dead`]); returns how many. A
@@ -147,7 +152,7 @@ impl<E: RingEvent> ProducerRing<E> {
     /// publish that failed (not every poll of a wait).
     #[cold]
     pub(crate) fn note_ring_full(&mut self) {
-        self.ring_full += 1;
+        add(&self.counters().ring_full, 1);
     }
 
     /// Recomputes the gate from the consumers' cursors; whether sequences below `end` may be written.
@@ -163,6 +168,7 @@ impl<E: RingEvent> ProducerRing<E> {
         let line = &self.segment.producer_region().producer_wait.0;
         let wake_word = line.wake.load(Ordering::Acquire);
         line.sleeping.store(1, Ordering::SeqCst);
+        add(&self.counters().sleeps, 1);
         let ordered = self.fences.heavy();
         // The re-check after the fence: a commit the waker made before it saw the flag is seen here.
         if !self.refresh_gate(self.next + count) {
@@ -386,6 +392,7 @@ impl<E: RingEvent> ConsumerRing<E> {
         let line = self.published_line();
         let wake_word = line.consumer_wake.load(Ordering::Acquire);
         line.consumers_sleeping.store(1, Ordering::SeqCst);
+        add(&self.own_slot().sleeps, 1);
         let ordered = self.fences.heavy();
         // The re-check after the fence: whatever the producer stored before it looked at the flag is
         // seen here.
@@ -425,6 +432,19 @@ impl<E: RingEvent> ConsumerRing<E> {
             }
         }
         self.evicted
+    }
+
+    /// This consumer's entry in the table.
+    fn own_slot(&self) -> &ConsumerSlot {
+        self.segment.consumer_slot(self.claim.index)
+    }
+
+    /// Records this consumer's empty polls so far and adds time spent waiting for events (cold paths: a
+    /// liveness check, the end of a blocking read).
+    pub(crate) fn record_idle(&self, empty_polls: u64, waited: Duration) {
+        let slot = self.own_slot();
+        slot.empty_polls.store(empty_polls, Ordering::Relaxed);
+        add(&slot.wait_ns, waited.as_nanos() as u64);
     }
 
     /// True once this consumer was evicted (see [`ConsumeError::Evicted`](crate::ConsumeError)).

@@ -4,7 +4,7 @@
 //! This page documents the bytes; [`protocol`](crate::protocol) documents how the producer and the
 //! consumers use them, and what a process that can write the segment can and cannot do to its peers.
 //!
-//! # Format (version 3)
+//! # Format (version 4)
 //!
 //! ```text
 //! offset 0       header            HEADER_LEN bytes (the fields listed in HEADER_FIELDS, the rest zero)
@@ -13,10 +13,11 @@
 //!                                  notice and the sleeping consumers' flag and futex word), closed flag,
 //!                                  membership counter and producer horizon, the blocked producer's flag
 //!                                  and futex word, lifecycle (producer's process stamp, dead consumers
-//!                                  evicted, reclaimer mark)
-//! offset 12928   consumer table    consumer_slots × 256 bytes: a line holding the slot's cursor, then a
+//!                                  evicted, reclaimer mark), the producer's counters
+//! offset 13056   consumer table    consumer_slots × 256 bytes: a line holding the slot's cursor, then a
 //!                                  line holding its ownership word (state + generation), owner pid,
-//!                                  join time, consumer id, owner start time and flags
+//!                                  join time, consumer id, owner start time, flags and the consumer's
+//!                                  counters
 //! LOCK_BASE + k  (no bytes)        liveness lock bytes, past the end of any segment: k = 0 the producer,
 //!                                  k = 1 + i consumer slot i
 //! page-aligned   slots             capacity × event_size bytes; sequence s lives in slot s mod capacity
@@ -67,7 +68,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The first eight bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"DMP-RING";
 /// The segment format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Bytes reserved for the header at the start of the segment.
 pub const HEADER_LEN: usize = 4096;
 /// The cache-line size the format pads shared words to (128 covers adjacent-line prefetch on x86 and the
@@ -205,7 +206,9 @@ const _: () = {
     assert!(size_of::<RawHeader>() == 200);
     assert!(size_of::<RawHeader>() <= HEADER_LEN);
     assert!(size_of::<RawLeaf>() == DESCRIPTOR_ENTRY_LEN);
-    assert!(size_of::<ProducerRegion>() == 5 * CACHE_LINE);
+    assert!(size_of::<ProducerRegion>() == 6 * CACHE_LINE);
+    assert!(offset_of!(ProducerRegion, counters) == 5 * CACHE_LINE);
+    assert!(size_of::<ProducerCounters>() == 32);
     assert!(offset_of!(ProducerRegion, lifecycle) == 4 * CACHE_LINE);
     assert!(offset_of!(Lifecycle, dead_consumers_evicted) == 16);
     assert!(offset_of!(Lifecycle, reclaimer_pid) == 24);
@@ -228,8 +231,10 @@ const _: () = {
     assert!(offset_of!(ConsumerSlot, id) == CACHE_LINE + 24);
     assert!(offset_of!(ConsumerSlot, start_time) == CACHE_LINE + 72);
     assert!(offset_of!(ConsumerSlot, flags) == CACHE_LINE + 80);
+    assert!(offset_of!(ConsumerSlot, empty_polls) == CACHE_LINE + 88);
+    assert!(offset_of!(ConsumerSlot, wait_ns) == CACHE_LINE + 104);
     assert!(PRODUCER_OFFSET == 12288);
-    assert!(CONSUMERS_OFFSET == 12928);
+    assert!(CONSUMERS_OFFSET == 13056);
     assert!(LOCK_BASE > MAX_SEGMENT_LEN);
     assert!(LOCK_BASE + 1 + MAX_CONSUMER_SLOTS as u64 <= liveness::MAX_BYTE);
 };
@@ -316,6 +321,22 @@ pub(crate) struct ProducerRegion {
     pub(crate) producer_wait: Line<ProducerWaitLine>,
     /// Who the producer is, and what happened to the consumers: rarely written.
     pub(crate) lifecycle: Line<Lifecycle>,
+    /// What the producer has done, for observers: written only by the producer, on its cold paths.
+    pub(crate) counters: Line<ProducerCounters>,
+}
+
+/// The producer's counters (see [`observability`](crate::observability)). Each is written only by the
+/// producer, with relaxed stores, on a line no consumer reads while publishing or consuming.
+#[repr(C)]
+pub(crate) struct ProducerCounters {
+    /// Publishes that found the ring full: each one that waited for room, and each failed `try_` publish.
+    pub(crate) ring_full: AtomicU64,
+    /// Nanoseconds spent waiting for room.
+    pub(crate) wait_ns: AtomicU64,
+    /// Times the producer slept in the kernel waiting for room.
+    pub(crate) sleeps: AtomicU64,
+    /// Wake-up system calls the producer made for sleeping consumers.
+    pub(crate) wakeups_sent: AtomicU64,
 }
 
 /// The producer region's lifecycle line.
@@ -421,6 +442,12 @@ pub(crate) struct ConsumerSlot {
     pub(crate) start_time: AtomicU64,
     /// [`slot_flags`] bits.
     pub(crate) flags: AtomicU32,
+    /// The consumer's counters, written only by the slot's owner (relaxed stores, on its cold paths):
+    /// reads that found nothing to read, sleeps in the kernel, and nanoseconds spent in blocking reads
+    /// waiting for events. Reset when a new owner claims the slot.
+    pub(crate) empty_polls: AtomicU64,
+    pub(crate) sleeps: AtomicU64,
+    pub(crate) wait_ns: AtomicU64,
 }
 
 /// Where everything lives in a segment of a given shape.
@@ -1299,6 +1326,8 @@ impl Segment {
         if line.consumers_sleeping.swap(0, Ordering::AcqRel) != 0 {
             line.consumer_wake.fetch_add(1, Ordering::Release);
             wake::wake_all(&line.consumer_wake);
+            // Only the producer wakes consumers, so only the producer writes this counter.
+            add(&self.producer_region().counters.0.wakeups_sent, 1);
         }
     }
 
@@ -1653,6 +1682,15 @@ fn reclaim_stale(location: &Location) -> Result<Reclaim, OpenError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Reclaim::Removed),
         Err(e) => Err(OpenError::Os(e)),
     }
+}
+
+/// Adds `amount` to a counter that only this process writes (a relaxed load and store: no read-modify-write
+/// is needed with a single writer, and observers only ever load it).
+pub(crate) fn add(counter: &AtomicU64, amount: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(amount),
+        Ordering::Relaxed,
+    );
 }
 
 /// A process stamp from its two words (Acquire on the pid, which [`Segment::record_stamp`] stores last).

@@ -223,6 +223,10 @@ pub(crate) struct PollPacer {
     every: Duration,
     countdown: u32,
     polls_per_clock: u32,
+    /// The countdown's value when it was last reloaded: `block - countdown` polls of it are done.
+    block: u32,
+    /// Polls of the blocks completed so far.
+    counted: u64,
     last_clock: Option<Instant>,
     next_check: Option<Instant>,
 }
@@ -246,6 +250,8 @@ impl PollPacer {
             every,
             countdown: 1,
             polls_per_clock: 1,
+            block: 1,
+            counted: 0,
             last_clock: None,
             next_check: None,
         }
@@ -264,9 +270,17 @@ impl PollPacer {
     #[inline(always)]
     pub(crate) fn poll_waiting(&mut self, waiter: &Waiter) -> bool {
         if !waiter.is_spinning() {
+            self.counted += u64::from(self.block - self.countdown);
+            self.block = 1;
             self.countdown = 1;
         }
         self.poll()
+    }
+
+    /// How many times [`poll`](Self::poll) (or [`poll_waiting`](Self::poll_waiting)) was called: the count
+    /// comes from the countdown, so the polls themselves stay one decrement.
+    pub(crate) fn polls(&self) -> u64 {
+        self.counted + u64::from(self.block - self.countdown)
     }
 
     #[cold]
@@ -282,7 +296,9 @@ impl PollPacer {
             }
         }
         self.last_clock = Some(now);
+        self.counted += u64::from(self.block);
         self.countdown = self.polls_per_clock;
+        self.block = self.polls_per_clock;
         match self.next_check {
             Some(next) if now < next => false,
             _ => {
@@ -388,8 +404,27 @@ mod tests {
     }
 
     #[test]
+    fn a_poll_pacer_counts_every_poll_without_a_store_per_poll() {
+        let mut pacer = PollPacer::new(Duration::from_millis(1));
+        // Spins a few polls, then yields: `poll_waiting` sees both phases.
+        let mut waiter = Waiter::new(WaitStrategy::SpinThenYield { spins: 16 }, None);
+        for polls in 1..=100_000u64 {
+            if polls % 3 == 0 {
+                waiter.pause();
+                pacer.poll_waiting(&waiter);
+            } else {
+                pacer.poll();
+            }
+            if polls % 9_973 == 0 {
+                assert_eq!(pacer.polls(), polls);
+            }
+        }
+        assert_eq!(pacer.polls(), 100_000);
+    }
+
+    #[test]
     fn waiter_without_deadline_keeps_going() {
-        let mut waiter = Waiter::new(WaitStrategy::default(), None);
+        let mut waiter = Waiter::new(WaitStrategy::SpinThenYield { spins: 256 }, None);
         assert!((0..10_000).all(|_| waiter.pause()));
     }
 }

@@ -236,3 +236,55 @@ fn a_thousand_snapshots_during_traffic_change_nothing() {
         assert_eq!(producer.attached_consumers(), 1);
     });
 }
+
+#[test]
+fn counters_record_waits_sleeps_wake_ups_and_empty_polls() {
+    let name = unique("counters");
+    let mut producer = build_shared_single_producer::<u64>(&name, 4)
+        .build_producer()
+        .unwrap();
+    let mut consumer = attach_shared_consumer::<u64>(&name)
+        .with_consumer_id("counted")
+        .build_consumer()
+        .unwrap();
+
+    // The consumer: ten empty non-blocking reads, then a blocking read that times out (it sleeps).
+    for _ in 0..10 {
+        assert_eq!(consumer.try_consume_next().unwrap(), None);
+    }
+    let wait = Duration::from_millis(50);
+    assert!(consumer.consume_next_timeout(wait).is_err());
+    // The producer: fill the ring, then a publish that waits for room and times out.
+    for value in 0..4 {
+        producer.publish(value).unwrap();
+    }
+    assert!(producer.publish_timeout(4, wait).is_err());
+
+    let snapshot = RingSnapshot::open_shared_memory(&name).unwrap();
+    let counted = &snapshot.consumers[0];
+    assert!(counted.empty_polls >= 10, "{counted:?}");
+    assert!(counted.sleeps >= 1, "{counted:?}");
+    // The spinning start of the wait is not timed: most of the 50 ms is.
+    assert!(counted.wait_ns >= wait.as_nanos() as u64 / 2, "{counted:?}");
+    let stats = producer.stats();
+    assert_eq!((snapshot.producer.ring_full, stats.ring_full), (1, 1));
+    assert!(snapshot.producer.sleeps >= 1 && stats.sleeps == snapshot.producer.sleeps);
+    assert!(stats.time_waiting_for_room >= wait);
+    assert_eq!(
+        snapshot.producer.wait_ns,
+        stats.time_waiting_for_room.as_nanos() as u64
+    );
+
+    // A consumer asleep when the producer publishes costs the producer one wake-up call.
+    for _ in 0..4 {
+        consumer.try_consume_next().unwrap().unwrap();
+    }
+    let woken = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| consumer.consume_next_timeout(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(100));
+        producer.publish(4).unwrap();
+        reader.join().unwrap()
+    });
+    assert_eq!(woken.unwrap(), (4, 4));
+    assert!(producer.stats().wakeups_sent >= 1, "{:?}", producer.stats());
+}
