@@ -497,3 +497,81 @@ fn broken_and_missing_rings_are_one_line_errors_with_status_1() {
     assert_eq!(dmp(&["inspect"]).code, Some(2));
     assert_eq!(dmp(&["frobnicate"]).code, Some(2));
 }
+
+/// The `producer` line's publish rate in a `dmp watch` frame, if it has one (`-` at the first frame).
+fn publish_rate(frame: &str) -> Option<f64> {
+    let line = frame.lines().find(|line| line.starts_with("producer"))?;
+    line.rsplit(", ")
+        .next()?
+        .strip_suffix(" events/s")?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn watch_prints_frames_with_publish_and_read_rates() {
+    let name = portable_shm_segment_name(&unique("watch"));
+    let mut producer = build_shared_single_producer::<Tick>(&name, 1024)
+        .build_producer()
+        .unwrap();
+    let mut reader = attach_shared_consumer::<Tick>(&name)
+        .with_consumer_id("watched")
+        .build_consumer()
+        .unwrap();
+    // About 1000 events every 100 ms, read as they come.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..100 {
+                    producer.publish(Tick::default()).unwrap();
+                }
+                while reader.try_consume_next().unwrap().is_some() {}
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+
+    let run = dmp(&["watch", &name, "--interval", "100", "--count", "4"]);
+    stop.store(true, Ordering::Relaxed);
+    traffic.join().unwrap();
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(!run.stdout.contains('\x1b'), "escape codes in a pipe");
+    let frames: Vec<&str> = run.stdout.split("\n\n").collect();
+    assert_eq!(frames.len(), 4, "{}", run.stdout);
+    for (i, frame) in frames.iter().enumerate() {
+        assert!(
+            frame.starts_with(&format!("dmp watch: frame {}", i + 1)),
+            "{frame}"
+        );
+        assert!(frame.contains(&name) && frame.contains("Tick"), "{frame}");
+        let row = frame
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .find(|cells| cells.get(1) == Some(&"watched"))
+            .unwrap_or_else(|| panic!("no row for the consumer in:\n{frame}"));
+        assert_eq!(row[2], "active", "{frame}");
+        if i == 0 {
+            assert_eq!(publish_rate(frame), None, "no rate before a second frame");
+            assert_eq!(row[7], "-", "{frame}");
+        }
+    }
+    assert!(
+        frames[1..]
+            .iter()
+            .any(|frame| publish_rate(frame).is_some_and(|rate| rate > 0.0)),
+        "no publish rate above zero in:\n{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn watch_of_a_missing_ring_is_a_one_line_error_with_status_1() {
+    let missing = portable_shm_segment_name(&unique("watch-missing"));
+    let run = dmp(&["watch", &missing, "--count", "2"]);
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(run.stderr.contains(&missing), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}

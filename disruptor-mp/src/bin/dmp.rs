@@ -15,6 +15,10 @@
 //! - `dmp clean [--dir DIR]... [--dry-run] [--no-shared-memory]`: removes the rings whose producer is no
 //!   longer alive (killed, or exited and left a closed ring behind). A ring with a live producer is never
 //!   removed. `--no-shared-memory` cleans only the ring files in the `--dir` directories.
+//! - `dmp watch NAME|PATH [--interval MS] [--count N]`: one ring, redrawn every `MS` milliseconds (default
+//!   1000) until Ctrl-C, or for `N` frames: producer and consumers with their publish and read rates
+//!   (events/s over the last interval). On a terminal each frame replaces the last; otherwise frames are
+//!   printed one after another, separated by a blank line. A ring that goes away ends it with status 1.
 //!
 //! Snapshots map rings read-only and take no consumer slot, so looking never changes a ring. Errors (not a
 //! ring, another format version, truncated, no permission, missing) print one line on stderr and exit
@@ -22,12 +26,15 @@
 
 use clap::{Parser, Subcommand};
 use disruptor_mp::observability::{
-    list_files, list_shared_memory, ConsumerState, ListedRing, RingSnapshot,
+    list_files, list_shared_memory, ConsumerState, ConsumerView, ListedRing, RingSnapshot,
 };
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[path = "dmp/watch.rs"]
+mod watch;
 
 /// Inspect disruptor-mp rings: list them, look inside one, remove those whose producer is gone.
 #[derive(Parser)]
@@ -69,6 +76,23 @@ enum Command {
         #[arg(long)]
         no_shared_memory: bool,
     },
+    /// Redraw one ring every interval: producer and consumers with their publish and read rates.
+    Watch {
+        /// A shared-memory name (`ticks`, `/ticks`) or a ring file's path (`./ticks.ring`, `/var/x.ring`).
+        #[arg(value_name = "NAME|PATH")]
+        ring: String,
+        /// Milliseconds between frames.
+        #[arg(
+            long,
+            value_name = "MS",
+            default_value_t = 1000,
+            value_parser = clap::value_parser!(u64).range(1..)
+        )]
+        interval: u64,
+        /// Stop after this many frames (default: run until Ctrl-C).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+    },
 }
 
 /// Where a listed ring lives, which decides how it is removed.
@@ -89,6 +113,12 @@ fn main() -> ExitCode {
             dry_run,
             no_shared_memory,
         } => clean(&dirs, !no_shared_memory, dry_run, &mut out),
+        // Prints each frame itself, as it is drawn.
+        Command::Watch {
+            ring,
+            interval,
+            count,
+        } => watch::watch(&ring, Duration::from_millis(interval), count),
     };
     // Whatever was gathered is printed even when a later step failed (clean reports each removal).
     let mut stdout = io::stdout().lock();
@@ -190,21 +220,18 @@ fn inspect(ring: &str, json: bool, out: &mut String) -> Result<(), String> {
         *out += &to_json(&s)?;
         return Ok(());
     }
-    let line = |out: &mut String, label: &str, text: String| {
-        *out += &format!("{label:<11}{text}\n");
-    };
-    line(out, "ring", format!("{} ({})", s.location, s.backend));
-    line(
+    field(out, "ring", format!("{} ({})", s.location, s.backend));
+    field(
         out,
         "format",
         format!("version {}, epoch {:#018x}", s.format_version, s.epoch),
     );
-    line(
+    field(
         out,
         "created",
         format!("by pid {}, {}", s.creator_pid, age(s.created_unix_ns)),
     );
-    line(
+    field(
         out,
         "capacity",
         format!(
@@ -212,13 +239,13 @@ fn inspect(ring: &str, json: bool, out: &mut String) -> Result<(), String> {
             s.capacity, s.event.size, s.consumer_slots, s.total_len
         ),
     );
-    line(
+    field(
         out,
         "state",
         if s.closed { "closed" } else { "open" }.into(),
     );
     let event = &s.event;
-    line(
+    field(
         out,
         "event",
         format!(
@@ -246,7 +273,7 @@ fn inspect(ring: &str, json: bool, out: &mut String) -> Result<(), String> {
         );
     }
     let p = &s.producer;
-    line(
+    field(
         out,
         "producer",
         format!(
@@ -258,7 +285,7 @@ fn inspect(ring: &str, json: bool, out: &mut String) -> Result<(), String> {
             p.dead_consumers_evicted
         ),
     );
-    line(
+    field(
         out,
         "consumers",
         format!(
@@ -267,18 +294,13 @@ fn inspect(ring: &str, json: bool, out: &mut String) -> Result<(), String> {
             s.gating_consumers().count()
         ),
     );
-    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     let consumers: Vec<Vec<String>> = s
         .consumers
         .iter()
         .map(|c| {
             vec![
                 c.slot.to_string(),
-                if c.id.is_empty() {
-                    "-".into()
-                } else {
-                    c.id.clone()
-                },
+                consumer_id(c),
                 state_name(c.state),
                 c.pid.to_string(),
                 yes_no(c.alive),
@@ -359,6 +381,24 @@ fn clean(
     match failures {
         0 => Ok(()),
         n => Err(format!("{n} ring(s) could not be removed")),
+    }
+}
+
+/// One `label  text` line of a ring's description.
+fn field(out: &mut String, label: &str, text: String) {
+    *out += &format!("{label:<11}{text}\n");
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+/// The consumer's id, or `-` for an anonymous consumer.
+fn consumer_id(consumer: &ConsumerView) -> String {
+    if consumer.id.is_empty() {
+        "-".into()
+    } else {
+        consumer.id.clone()
     }
 }
 
