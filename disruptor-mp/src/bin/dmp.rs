@@ -287,6 +287,17 @@ fn inspect(ring: &str, json: bool, out: &mut String) -> Result<(), String> {
     );
     field(
         out,
+        "waiting",
+        format!(
+            "found the ring full {} times, waited {}, slept {} times, woke consumers {} times",
+            p.ring_full,
+            milliseconds(p.wait_ns),
+            p.sleeps,
+            p.wakeups_sent
+        ),
+    );
+    field(
+        out,
         "consumers",
         format!(
             "{} in use, {} gating",
@@ -308,12 +319,26 @@ fn inspect(ring: &str, json: bool, out: &mut String) -> Result<(), String> {
                 c.lag.to_string(),
                 yes_no(c.gating),
                 yes_no(c.durable),
+                c.empty_polls.to_string(),
+                c.sleeps.to_string(),
+                milliseconds(c.wait_ns),
             ]
         })
         .collect();
     if !consumers.is_empty() {
         let headers = [
-            "SLOT", "ID", "STATE", "PID", "ALIVE", "CURSOR", "LAG", "GATING", "DURABLE",
+            "SLOT",
+            "ID",
+            "STATE",
+            "PID",
+            "ALIVE",
+            "CURSOR",
+            "LAG",
+            "GATING",
+            "DURABLE",
+            "EMPTY POLLS",
+            "SLEEPS",
+            "WAITED",
         ];
         *out += &table(&headers, &consumers, "  ");
     }
@@ -439,6 +464,11 @@ fn age(unix_ns: u64) -> String {
 }
 
 /// Left-aligned columns as wide as their widest cell, each line prefixed with `indent`.
+/// Nanoseconds as milliseconds, for counters of time spent waiting.
+fn milliseconds(nanos: u64) -> String {
+    format!("{:.1} ms", nanos as f64 / 1e6)
+}
+
 fn table(headers: &[&str], rows: &[Vec<String>], indent: &str) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
