@@ -91,6 +91,9 @@ on_supported_platforms! {
     pub mod error;
     pub mod event;
     pub mod layout;
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub mod metrics_reporter;
     pub mod name;
     pub mod observability;
     mod producer;
