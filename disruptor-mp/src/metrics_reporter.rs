@@ -33,6 +33,10 @@
 //! | `{prefix}_consumers` | consumer slots in use |
 //! | `{prefix}_evictions` | consumers the producer told to leave, over the ring's life |
 //! | `{prefix}_dead_consumers_evicted` | consumers that died and stopped gating, over the ring's life |
+//! | `{prefix}_ring_full` | publishes that found the ring full (each wait for room, each failed `try_`) |
+//! | `{prefix}_wait_seconds` | time publishes spent waiting for room |
+//! | `{prefix}_sleeps` | times the producer slept in the kernel waiting for room |
+//! | `{prefix}_wakeups_sent` | wake-up system calls the producer made for sleeping consumers |
 //!
 //! and, for each consumer slot in use, labelled `ring` and `consumer` = its id (`slot-N` for an
 //! anonymous consumer in slot N):
@@ -43,6 +47,9 @@
 //! | `{prefix}_consumer_lag` | how far it is behind the producer |
 //! | `{prefix}_consumer_alive` | 1 while its process is alive; set to 0 when it leaves its slot |
 //! | `{prefix}_consumer_gating` | 1 while it holds the producer back |
+//! | `{prefix}_consumer_empty_polls` | its reads that found nothing to read |
+//! | `{prefix}_consumer_sleeps` | times it slept in the kernel waiting for events |
+//! | `{prefix}_consumer_wait_seconds` | time its blocking reads spent yielding or asleep |
 //!
 //! Everything is a gauge, `published` included: a ring recreated under the same name starts again from
 //! zero, and a counter's `absolute` only ever rises in the usual recorders. A ring that cannot be
@@ -252,10 +259,17 @@ struct Names {
     consumers: String,
     evictions: String,
     dead_consumers_evicted: String,
+    ring_full: String,
+    wait_seconds: String,
+    sleeps: String,
+    wakeups_sent: String,
     consumer_cursor: String,
     consumer_lag: String,
     consumer_alive: String,
     consumer_gating: String,
+    consumer_empty_polls: String,
+    consumer_sleeps: String,
+    consumer_wait_seconds: String,
 }
 
 impl Names {
@@ -270,15 +284,22 @@ impl Names {
             consumers: name("consumers"),
             evictions: name("evictions"),
             dead_consumers_evicted: name("dead_consumers_evicted"),
+            ring_full: name("ring_full"),
+            wait_seconds: name("wait_seconds"),
+            sleeps: name("sleeps"),
+            wakeups_sent: name("wakeups_sent"),
             consumer_cursor: name("consumer_cursor"),
             consumer_lag: name("consumer_lag"),
             consumer_alive: name("consumer_alive"),
             consumer_gating: name("consumer_gating"),
+            consumer_empty_polls: name("consumer_empty_polls"),
+            consumer_sleeps: name("consumer_sleeps"),
+            consumer_wait_seconds: name("consumer_wait_seconds"),
         }
     }
 
     fn describe(&self) {
-        let descriptions: [(&String, Unit, &'static str); 12] = [
+        let descriptions: [(&String, Unit, &'static str); 19] = [
             (
                 &self.ring_up,
                 Unit::Count,
@@ -310,6 +331,41 @@ impl Names {
                 &self.dead_consumers_evicted,
                 Unit::Count,
                 "Consumers whose process died and that stopped gating, over the ring's life",
+            ),
+            (
+                &self.ring_full,
+                Unit::Count,
+                "Publishes that found the ring full (waited for room, or failed a try_ publish)",
+            ),
+            (
+                &self.wait_seconds,
+                Unit::Seconds,
+                "Time publishes spent waiting for room",
+            ),
+            (
+                &self.sleeps,
+                Unit::Count,
+                "Times the producer slept in the kernel waiting for room",
+            ),
+            (
+                &self.wakeups_sent,
+                Unit::Count,
+                "Wake-up system calls the producer made for sleeping consumers",
+            ),
+            (
+                &self.consumer_empty_polls,
+                Unit::Count,
+                "Reads by the consumer that found nothing to read",
+            ),
+            (
+                &self.consumer_sleeps,
+                Unit::Count,
+                "Times the consumer slept in the kernel waiting for events",
+            ),
+            (
+                &self.consumer_wait_seconds,
+                Unit::Seconds,
+                "Time the consumer's blocking reads spent yielding or asleep",
             ),
             (
                 &self.consumer_cursor,
@@ -349,6 +405,10 @@ struct RingMetrics {
     consumers: Gauge,
     evictions: Gauge,
     dead_consumers_evicted: Gauge,
+    ring_full: Gauge,
+    wait_seconds: Gauge,
+    sleeps: Gauge,
+    wakeups_sent: Gauge,
     /// Indexed by consumer slot; grows to the ring's table size once.
     slots: Vec<Option<ConsumerMetrics>>,
 }
@@ -361,6 +421,9 @@ struct ConsumerMetrics {
     lag: Gauge,
     alive: Gauge,
     gating: Gauge,
+    empty_polls: Gauge,
+    sleeps: Gauge,
+    wait_seconds: Gauge,
 }
 
 impl RingMetrics {
@@ -377,6 +440,10 @@ impl RingMetrics {
             consumers: register(&names.consumers),
             evictions: register(&names.evictions),
             dead_consumers_evicted: register(&names.dead_consumers_evicted),
+            ring_full: register(&names.ring_full),
+            wait_seconds: register(&names.wait_seconds),
+            sleeps: register(&names.sleeps),
+            wakeups_sent: register(&names.wakeups_sent),
             slots: Vec::new(),
         }
     }
@@ -395,6 +462,10 @@ impl RingMetrics {
         self.evictions.set(producer.evictions as f64);
         self.dead_consumers_evicted
             .set(producer.dead_consumers_evicted as f64);
+        self.ring_full.set(producer.ring_full as f64);
+        self.wait_seconds.set(seconds(producer.wait_ns));
+        self.sleeps.set(producer.sleeps as f64);
+        self.wakeups_sent.set(producer.wakeups_sent as f64);
 
         // Consumers that left their slot (or whose slot now holds another consumer) first, so that one
         // that came back under the same id in another slot ends up alive.
@@ -435,15 +506,25 @@ impl RingMetrics {
                     lag: register(&names.consumer_lag),
                     alive: register(&names.consumer_alive),
                     gating: register(&names.consumer_gating),
+                    empty_polls: register(&names.consumer_empty_polls),
+                    sleeps: register(&names.consumer_sleeps),
+                    wait_seconds: register(&names.consumer_wait_seconds),
                 }
             });
             metrics.cursor.set(consumer.cursor as f64);
             metrics.lag.set(consumer.lag as f64);
             metrics.alive.set(flag(consumer.alive));
             metrics.gating.set(flag(consumer.gating));
+            metrics.empty_polls.set(consumer.empty_polls as f64);
+            metrics.sleeps.set(consumer.sleeps as f64);
+            metrics.wait_seconds.set(seconds(consumer.wait_ns));
         }
         self.ring_up.set(1.0);
     }
+}
+
+fn seconds(nanos: u64) -> f64 {
+    nanos as f64 / 1e9
 }
 
 fn flag(value: bool) -> f64 {

@@ -178,6 +178,14 @@ fn a_live_ring_reports_the_producer_and_each_consumer_with_its_lag() {
     assert_eq!(gauge("live_consumer_lag", &slot_1), Some(0.0));
     assert_eq!(gauge("live_consumer_cursor", &slot_1), Some(10.0));
     assert_eq!(gauge("live_consumer_alive", &slot_1), Some(1.0));
+    // The counters are exported too (what they count is tested in `observability`).
+    assert_eq!(gauge("live_ring_full", &ring), Some(0.0));
+    assert_eq!(
+        gauge("live_wakeups_sent", &ring).map(|v| v >= 0.0),
+        Some(true)
+    );
+    assert!(gauge("live_consumer_empty_polls", &paused).is_some());
+    assert!(gauge("live_consumer_wait_seconds", &slot_1).is_some());
     {
         let registry = recorder().0.lock().unwrap();
         assert!(registry.described["live_consumer_lag"].contains("behind"));
