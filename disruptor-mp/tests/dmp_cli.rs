@@ -338,15 +338,21 @@ fn list_shows_shared_memory_rings_and_ring_files_in_dirs() {
     }
 }
 
-/// The producer child of `clean_removes_only_rings_whose_producer_is_dead`: creates a file ring, publishes
-/// one event, prints [`READY`], and waits to be killed. In the normal test run, does nothing.
+/// The producer child of `clean_removes_only_rings_whose_producer_is_dead`: creates a file ring, attaches a
+/// consumer `doomed` to it, publishes one event, prints [`READY`], and waits to be killed. In the normal
+/// test run, does nothing.
 #[test]
 fn child_process_entry() {
     let Some(path) = std::env::var_os(CHILD_RING_ENV) else {
         return;
     };
-    let mut producer = build_mmap_single_producer::<Tick>(PathBuf::from(path), 16)
+    let path = PathBuf::from(path);
+    let mut producer = build_mmap_single_producer::<Tick>(&path, 16)
         .build_producer()
+        .unwrap();
+    let _consumer = disruptor_mp::attach_mmap_consumer::<Tick>(&path)
+        .with_consumer_id("doomed")
+        .build_consumer()
         .unwrap();
     producer.publish(Tick::default()).unwrap();
     println!("\n{READY}");
@@ -399,6 +405,12 @@ fn clean_removes_only_rings_whose_producer_is_dead() {
     assert_eq!(snapshot["closed"], false);
     assert_eq!(snapshot["producer"]["published"], 1);
     assert_ne!(snapshot["producer"]["pid"], std::process::id());
+    // The killed process's consumer is shown dead too, one event behind.
+    let doomed = consumer(&snapshot, "doomed");
+    assert_eq!(
+        (&doomed["alive"], &doomed["lag"]),
+        (&Value::from(false), &Value::from(1))
+    );
     let text = dmp(&["inspect", &dead_arg]);
     assert!(text.stdout.contains("dead"), "{}", text.stdout);
 
@@ -483,6 +495,21 @@ fn broken_and_missing_rings_are_one_line_errors_with_status_1() {
     let run = dmp(&["inspect", &truncated.display().to_string()]);
     assert_eq!(run.code, Some(1), "{}", run.stdout);
     assert!(run.stderr.contains("1000"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+
+    // A ring of another format version.
+    let foreign = dir.0.join("foreign.ring");
+    drop(
+        build_mmap_single_producer::<Tick>(&foreign, 16)
+            .build_producer()
+            .unwrap(),
+    );
+    let mut bytes = std::fs::read(&foreign).unwrap();
+    bytes[8] = bytes[8].wrapping_add(1); // the format version's low byte
+    std::fs::write(&foreign, bytes).unwrap();
+    let run = dmp(&["inspect", &foreign.display().to_string()]);
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    assert!(run.stderr.contains("format version"), "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
 
     let missing = portable_shm_segment_name(&unique("missing"));
