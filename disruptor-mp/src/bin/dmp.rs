@@ -296,15 +296,7 @@ fn inspect(ring: &str, json: bool, out: &mut String) -> Result<(), String> {
             p.wakeups_sent
         ),
     );
-    field(
-        out,
-        "consumers",
-        format!(
-            "{} in use, {} gating",
-            s.consumers.len(),
-            s.gating_consumers().count()
-        ),
-    );
+    field(out, "consumers", consumers_summary(&s));
     let consumers: Vec<Vec<String>> = s
         .consumers
         .iter()
@@ -464,6 +456,15 @@ fn age(unix_ns: u64) -> String {
 }
 
 /// Left-aligned columns as wide as their widest cell, each line prefixed with `indent`.
+/// `N in use, M gating`: the consumer table in a line.
+fn consumers_summary(s: &RingSnapshot) -> String {
+    format!(
+        "{} in use, {} gating",
+        s.consumers.len(),
+        s.gating_consumers().count()
+    )
+}
+
 /// Nanoseconds as milliseconds, for counters of time spent waiting.
 fn milliseconds(nanos: u64) -> String {
     format!("{:.1} ms", nanos as f64 / 1e6)

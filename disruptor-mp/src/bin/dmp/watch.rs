@@ -1,6 +1,6 @@
 //! `dmp watch`: one ring, redrawn every interval, with its publish and read rates.
 
-use super::{consumer_id, field, producer_state, state_name, table, yes_no};
+use super::{consumer_id, consumers_summary, field, producer_state, state_name, table, yes_no};
 use disruptor_mp::observability::{ConsumerView, RingSnapshot};
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
@@ -147,15 +147,7 @@ fn frame(
             rate(previous.map(|p| p.published), p.published)
         ),
     );
-    field(
-        &mut out,
-        "consumers",
-        format!(
-            "{} in use, {} gating",
-            s.consumers.len(),
-            s.gating_consumers().count()
-        ),
-    );
+    field(&mut out, "consumers", consumers_summary(s));
     let rows: Vec<Vec<String>> = s
         .consumers
         .iter()
