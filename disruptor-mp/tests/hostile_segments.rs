@@ -1,0 +1,208 @@
+//! Property tests of everything that reads a segment before trusting it: arbitrary bytes, every header
+//! field mutated, truncated files, and garbage in the consumer table and the producer's words. Whatever
+//! the bytes, attaching, snapshotting and reading return an error or behave; they never panic, never read
+//! outside the mapping and never hang (a watchdog aborts the test binary if a case stops making progress).
+//!
+//! The cases run over ring files, which make it cheap to write any bytes and attach: the validation is the
+//! same code for shared memory.
+
+use disruptor_mp::observability::RingSnapshot;
+use disruptor_mp::segment::HEADER_FIELDS;
+use disruptor_mp::{attach_mmap_consumer, build_mmap_single_producer, StartPosition};
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Cases per property: enough to reach every field many times, within a couple of seconds each.
+const CASES: u32 = 10_000;
+/// A property that takes longer than this has hung: the watchdog aborts the binary.
+const HANG: Duration = Duration::from_secs(240);
+
+/// A private directory for this test binary's files, removed at the end of each property.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(label: &str) -> Scratch {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = std::env::temp_dir().join(format!("dmp-hostile-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .unwrap();
+        Scratch(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Aborts the process if it is not dropped within [`HANG`]: a hang fails the suite instead of stalling it.
+struct Watchdog(Option<mpsc::Sender<()>>);
+
+impl Watchdog {
+    fn start(what: &'static str) -> Watchdog {
+        let (done, finished) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(HANG) {
+                eprintln!("{what}: no progress within {HANG:?}; a case hangs");
+                std::process::abort();
+            }
+        });
+        Watchdog(Some(done))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+/// The bytes of a real, closed ring file (16 events of `u64`, 4 consumer slots, 20 published), made once.
+fn template() -> &'static [u8] {
+    static TEMPLATE: OnceLock<Vec<u8>> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let scratch = Scratch::new("template");
+        let path = scratch.0.join("template.ring");
+        let mut producer = build_mmap_single_producer::<u64>(&path, 16)
+            .with_consumer_slots(4)
+            .build_producer()
+            .unwrap();
+        for value in 0..20 {
+            producer.publish(value).unwrap();
+        }
+        drop(producer); // closed: a consumer may attach to it without a live producer
+        std::fs::read(&path).unwrap()
+    })
+}
+
+/// A header field's offset and length.
+fn header_field(name: &str) -> (usize, usize) {
+    let (_, offset, len) = HEADER_FIELDS
+        .iter()
+        .find(|(field, _, _)| *field == name)
+        .unwrap();
+    (*offset, *len)
+}
+
+fn read_u64(bytes: &[u8], offset: usize) -> usize {
+    u64::from_ne_bytes(bytes[offset..offset + 8].try_into().unwrap()) as usize
+}
+
+/// Attaches and snapshots `path` every way a user can; returns whether the attach succeeded. Reads a few
+/// events when it does. Panics (failing the case) only through the library.
+fn look_at(path: &Path) -> bool {
+    let snapshot = RingSnapshot::open_file(path);
+    let consumer = attach_mmap_consumer::<u64>(path)
+        .with_start_position(StartPosition::Earliest)
+        .build_consumer();
+    if let Ok(snapshot) = &snapshot {
+        for consumer in &snapshot.consumers {
+            assert!(consumer.slot < snapshot.consumer_slots as usize);
+        }
+    }
+    match consumer {
+        Ok(mut consumer) => {
+            for _ in 0..64 {
+                if !matches!(consumer.try_consume_next(), Ok(Some(_))) {
+                    break;
+                }
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: CASES,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+#[test]
+fn arbitrary_bytes_are_never_a_ring() {
+    let _watchdog = Watchdog::start("arbitrary_bytes_are_never_a_ring");
+    let scratch = Scratch::new("bytes");
+    let path = scratch.0.join("ring");
+    proptest!(config(), |(bytes in prop::collection::vec(any::<u8>(), 0..20_000))| {
+        std::fs::write(&path, &bytes).unwrap();
+        prop_assert!(RingSnapshot::open_file(&path).is_err());
+        prop_assert!(!look_at(&path));
+    });
+}
+
+#[test]
+fn a_changed_header_field_is_always_refused() {
+    let _watchdog = Watchdog::start("a_changed_header_field_is_always_refused");
+    let scratch = Scratch::new("fields");
+    let path = scratch.0.join("ring");
+    let template = template();
+    let fields = HEADER_FIELDS.len();
+    proptest!(config(), |(field in 0..fields, value in any::<u64>(), flip in any::<bool>())| {
+        let (_, offset, len) = HEADER_FIELDS[field];
+        let mut bytes = template.to_vec();
+        // Either an arbitrary value, or one bit of the stored one flipped (values close to valid ones).
+        let stored = &mut bytes[offset..offset + len.min(8)];
+        if flip {
+            let bit = (value % (stored.len() as u64 * 8)) as usize;
+            stored[bit / 8] ^= 1 << (bit % 8);
+        } else {
+            stored.copy_from_slice(&value.to_ne_bytes()[..stored.len()]);
+        }
+        let changed = bytes != template;
+        std::fs::write(&path, &bytes).unwrap();
+        let attached = look_at(&path);
+        prop_assert!(!(changed && attached), "field {} changed, yet the ring attached", HEADER_FIELDS[field].0);
+        prop_assert_eq!(RingSnapshot::open_file(&path).is_ok(), !changed);
+    });
+}
+
+#[test]
+fn a_truncated_ring_is_always_refused() {
+    let _watchdog = Watchdog::start("a_truncated_ring_is_always_refused");
+    let scratch = Scratch::new("truncated");
+    let path = scratch.0.join("ring");
+    let template = template();
+    proptest!(config(), |(len in 0..template.len())| {
+        std::fs::write(&path, &template[..len]).unwrap();
+        prop_assert!(RingSnapshot::open_file(&path).is_err());
+        prop_assert!(!look_at(&path));
+    });
+}
+
+#[test]
+fn garbage_in_the_consumer_table_and_producer_words_never_breaks_a_reader() {
+    let _watchdog = Watchdog::start("garbage_in_the_consumer_table");
+    let scratch = Scratch::new("table");
+    let path = scratch.0.join("ring");
+    let template = template();
+    let producer_offset = read_u64(template, header_field("producer_offset").0);
+    let slots_offset = read_u64(template, header_field("slots_offset").0);
+    // The producer region and the consumer table: words other processes write after attach, which the
+    // header's checksum does not cover.
+    let shared = producer_offset..slots_offset;
+    proptest!(config(), |(
+        writes in prop::collection::vec((shared.clone(), any::<u64>()), 1..24),
+    )| {
+        let mut bytes = template.to_vec();
+        for (offset, value) in writes {
+            let offset = offset & !7; // word-aligned, as the fields are
+            if offset + 8 <= slots_offset {
+                bytes[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        // Attaching may succeed or not; either way, nothing panics, hangs or reads outside the mapping.
+        look_at(&path);
+        let _ = RingSnapshot::open_file(&path);
+    });
+}
