@@ -1,10 +1,15 @@
 //! What the operating system may refuse, reported as errors that say what to do: a `/dev/shm` too small
-//! for the ring (the default in Docker is 64 MiB), and a segment whose permissions exclude the consumer.
+//! for the ring (the default in Docker is 64 MiB), and a segment whose permissions exclude the consumer;
+//! and what a consumer refuses unless told to accept it: a segment other users may write, or one another
+//! user owns.
 
 use disruptor_mp::{
-    attach_shared_consumer, build_shared_single_producer, AttachError, CreateError,
+    attach_mmap_consumer, attach_shared_consumer, build_mmap_single_producer,
+    build_shared_single_producer, AttachError, CreateError, MappedFile,
 };
-use disruptor_mp_suite::{child_arg, dispatch_child_role, unique_segment_name, ChildProcess};
+use disruptor_mp_suite::{
+    child_arg, dispatch_child_role, unique_segment_name, ChildProcess, TestBackend,
+};
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,6 +21,7 @@ fn child_process_entry() {
     dispatch_child_role(|role| match role {
         "create-in-small-shm" => create_in_small_shm(),
         "attach-as-nobody" => attach_as_nobody(),
+        "attach-other-owners-segment" => attach_other_owners_segment(),
         other => Err(format!("unknown role {other}")),
     });
 }
@@ -132,4 +138,98 @@ fn a_consumer_without_permission_is_told_the_mode_and_how_to_change_it() {
     assert!(message.contains("with_mode"), "{message}");
     #[cfg(target_os = "linux")]
     assert!(message.contains(&format!("mode {mode:04o}")), "{message}");
+}
+
+/// Drops to `nobody` if root (the caller checked), then attaches to a segment root owns and everyone may
+/// write: refused for its owner, then for its mode, then accepted with both allowances.
+fn attach_other_owners_segment() -> Result<String, String> {
+    let name: String = child_arg(SEGMENT);
+    // SAFETY: plain system calls without pointers; this child process has no other threads that depend
+    // on its credentials.
+    unsafe {
+        if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+            return Err("cannot drop root privileges".into());
+        }
+    }
+    match attach_shared_consumer::<u64>(&name).build_consumer() {
+        Err(AttachError::OwnedByOtherUser {
+            owner_uid: 0,
+            process_uid: 65534,
+            ..
+        }) => {}
+        other => return Err(format!("expected OwnedByOtherUser, got {other:?}")),
+    }
+    match attach_shared_consumer::<u64>(&name)
+        .allow_other_owner()
+        .build_consumer()
+    {
+        Err(AttachError::WritableByOthers { mode: 0o666, .. }) => {}
+        other => return Err(format!("expected WritableByOthers, got {other:?}")),
+    }
+    attach_shared_consumer::<u64>(&name)
+        .allow_other_owner()
+        .allow_writable_by_others()
+        .build_consumer()
+        .map(|_| "attached once both were allowed".to_string())
+        .map_err(|e| format!("refused with both allowances: {e}"))
+}
+
+/// Makes the shared-memory segment `name` readable and writable by everyone (the producer's `with_mode`
+/// goes through the umask; this does not).
+fn make_world_writable(name: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = format!("/dev/shm/{}", name.trim_start_matches('/'));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
+}
+
+#[test]
+fn a_segment_others_may_write_is_refused_unless_the_consumer_allows_it() {
+    let name = unique_segment_name("writable");
+    let _producer = build_shared_single_producer::<u64>(&name, 8)
+        .build_producer()
+        .unwrap();
+    make_world_writable(&name);
+    match attach_shared_consumer::<u64>(&name).build_consumer() {
+        Err(AttachError::WritableByOthers { mode: 0o666, .. }) => {}
+        other => panic!("expected WritableByOthers, got {other:?}"),
+    }
+    attach_shared_consumer::<u64>(&name)
+        .allow_writable_by_others()
+        .build_consumer()
+        .unwrap();
+}
+
+#[test]
+fn a_ring_file_its_group_may_write_is_refused_unless_the_consumer_allows_it() {
+    let ring = MappedFile::new_ring("group-writable");
+    let _producer = build_mmap_single_producer::<u64>(ring.id(), 8)
+        .with_mode(0o660)
+        .build_producer()
+        .unwrap();
+    match attach_mmap_consumer::<u64>(ring.id()).build_consumer() {
+        Err(AttachError::WritableByOthers { mode: 0o660, .. }) => {}
+        other => panic!("expected WritableByOthers, got {other:?}"),
+    }
+    attach_mmap_consumer::<u64>(ring.id())
+        .allow_writable_by_others()
+        .build_consumer()
+        .unwrap();
+}
+
+#[test]
+fn a_segment_another_user_owns_is_refused_unless_the_consumer_allows_it() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: needs root, to attach as another user (nobody) to a segment root owns");
+        return;
+    }
+    let name = unique_segment_name("owner");
+    let _producer = build_shared_single_producer::<u64>(&name, 8)
+        .build_producer()
+        .unwrap();
+    make_world_writable(&name); // so that nobody can open it at all
+    let child =
+        ChildProcess::spawn_test_role("attach-other-owners-segment", &[(SEGMENT, name.clone())])
+            .unwrap();
+    child.expect_success(STALL).unwrap();
 }

@@ -7,7 +7,7 @@ use crate::event::RingEvent;
 use crate::producer::DEFAULT_LIVENESS_INTERVAL;
 use crate::registry;
 use crate::ring::ConsumerRing;
-use crate::segment::{Backend, MappedFile, Segment, SharedMemory, Target};
+use crate::segment::{Backend, MappedFile, Segment, SharedMemory, Target, Trust};
 use crate::wait::{PollPacer, WaitStrategy, Waiter};
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -94,6 +94,7 @@ pub struct ConsumerBuilder<E, B> {
     wait_strategy: WaitStrategy,
     liveness_interval: Duration,
     start_position: StartPosition,
+    trust: Trust,
     _types: PhantomData<fn() -> (E, B)>,
 }
 
@@ -111,6 +112,7 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
             wait_strategy: WaitStrategy::default(),
             liveness_interval: DEFAULT_LIVENESS_INTERVAL,
             start_position: StartPosition::Latest,
+            trust: Trust::default(),
             _types: PhantomData,
         }
     }
@@ -138,6 +140,21 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
     /// durable slot reserved by name resumes after its last committed event instead, whatever this says.
     pub fn with_start_position(mut self, start: StartPosition) -> Self {
         self.start_position = start;
+        self
+    }
+
+    /// Accepts a segment that users other than its owner may write (group or other write bits in its
+    /// mode). By default such a segment is refused with [`AttachError::WritableByOthers`]: any of those
+    /// users could corrupt what this consumer reads.
+    pub fn allow_writable_by_others(mut self) -> Self {
+        self.trust.writable_by_others = true;
+        self
+    }
+
+    /// Accepts a segment owned by another user. By default it is refused with
+    /// [`AttachError::OwnedByOtherUser`]: its owner controls what this consumer reads.
+    pub fn allow_other_owner(mut self) -> Self {
+        self.trust.other_owner = true;
         self
     }
 
@@ -169,7 +186,7 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
     pub fn build_consumer(self) -> Result<Consumer<E, B>, AttachError> {
         let location = self.target.locate()?;
         registry::validate_consumer_id(&self.consumer_id)?;
-        let segment = Segment::attach(location, &E::LAYOUT, self.attach_timeout)?;
+        let segment = Segment::attach(location, &E::LAYOUT, self.trust, self.attach_timeout)?;
         let claim = registry::claim_slot(&segment, &self.consumer_id)?;
         Ok(Consumer {
             ring: ConsumerRing::join(segment, claim, self.start_position)?,

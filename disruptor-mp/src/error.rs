@@ -493,6 +493,34 @@ pub enum AttachError {
         /// Why.
         reason: PathRefusal,
     },
+    /// Users other than the segment's owner may write it (its mode has group or other write bits), so any
+    /// of them could corrupt what this consumer reads. Have the producer create it with a narrower mode
+    /// (`with_mode`; the default 0600 is its own user only), or accept it with
+    /// [`allow_writable_by_others`](crate::ConsumerBuilder::allow_writable_by_others).
+    #[error(
+        "segment {name:?} is writable by users other than its owner (mode {mode:04o}); refusing it \
+         unless the consumer allows it (allow_writable_by_others)"
+    )]
+    WritableByOthers {
+        /// The segment name.
+        name: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The segment belongs to another user, who controls its contents. Attach as its owner, or accept it
+    /// with [`allow_other_owner`](crate::ConsumerBuilder::allow_other_owner).
+    #[error(
+        "segment {name:?} is owned by uid {owner_uid}, not this process's uid {process_uid}; refusing \
+         it unless the consumer allows it (allow_other_owner)"
+    )]
+    OwnedByOtherUser {
+        /// The segment name.
+        name: String,
+        /// The owner's user id.
+        owner_uid: u32,
+        /// This process's effective user id.
+        process_uid: u32,
+    },
     /// The operating system refused an operation; `operation` names the call.
     #[error("segment {name:?}: {operation} failed: {source}")]
     Os {

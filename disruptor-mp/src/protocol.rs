@@ -161,7 +161,14 @@
 //! - **What the library promises at attach.** Every header field is validated against this build and the
 //!   mapping's length, from one copy taken once, before anything else is read. A corrupted, truncated or
 //!   foreign object yields an [`AttachError`](crate::AttachError), never undefined behaviour or an access
-//!   outside the mapping.
+//!   outside the mapping (property-tested with arbitrary bytes, every header field changed, truncation,
+//!   and garbage in the producer region and the consumer table).
+//! - **Who a consumer trusts by default.** Only segments its own user owns and that nobody else may
+//!   write: a segment with group or other write bits is refused
+//!   ([`AttachError::WritableByOthers`](crate::AttachError::WritableByOthers)), and so is one another
+//!   user owns ([`AttachError::OwnedByOtherUser`](crate::AttachError::OwnedByOtherUser)), unless the
+//!   consumer accepts them (`allow_writable_by_others`, `allow_other_owner`). Ring files are never opened
+//!   through a symbolic link, and only in directories no other user can replace them in.
 //! - **What a process with write access can do after that.** It can corrupt events (consumers read
 //!   whatever bytes the slots hold; every bit pattern is a valid event, so this is wrong data, not
 //!   undefined behaviour), move cursors or the published count (consumers may then read stale or torn

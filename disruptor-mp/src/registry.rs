@@ -697,7 +697,7 @@ impl GatingSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::{CreateParams, Location};
+    use crate::segment::{CreateParams, Location, Trust};
     use crate::{attach_shared_consumer, SharedConsumer};
     use crate::{build_shared_single_producer, PublishError, RingEvent};
     use std::time::Duration;
@@ -759,6 +759,7 @@ mod tests {
         let segment = Segment::attach(
             Location::SharedMemory(format!("/{name}")),
             &u64::LAYOUT,
+            Trust::default(),
             Duration::ZERO,
         )
         .unwrap();
@@ -868,6 +869,7 @@ mod tests {
         let segment = Segment::attach(
             Location::SharedMemory(format!("/{name}")),
             &u64::LAYOUT,
+            Trust::default(),
             Duration::ZERO,
         )
         .unwrap();

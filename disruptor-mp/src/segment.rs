@@ -811,6 +811,16 @@ fn header_checksum(header: &RawHeader, leaves: &[RawLeaf]) -> u64 {
     hash.finish()
 }
 
+/// Which segments an attach accepts beyond the safe default: owned by this process's user and writable by
+/// nobody else (see [`AttachError::WritableByOthers`] and [`AttachError::OwnedByOtherUser`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Trust {
+    /// Accept a segment that users other than its owner may write.
+    pub(crate) writable_by_others: bool,
+    /// Accept a segment owned by another user.
+    pub(crate) other_owner: bool,
+}
+
 /// Outcome of one attach attempt that may be worth retrying.
 enum AttemptError {
     NotFound,
@@ -1016,13 +1026,14 @@ impl Segment {
     pub(crate) fn attach(
         location: Location,
         layout: &TypeLayout,
+        trust: Trust,
         timeout: Duration,
     ) -> Result<Segment, AttachError> {
         let start = Instant::now();
         let mut backoff = Duration::from_micros(100);
         let mut location = location;
         loop {
-            let outcome = Self::attach_once(location, layout);
+            let outcome = Self::attach_once(location, layout, trust);
             let waited = start.elapsed();
             let (retry, error) = match outcome {
                 Ok(segment) => return Ok(segment),
@@ -1051,8 +1062,9 @@ impl Segment {
     fn attach_once(
         location: Location,
         layout: &TypeLayout,
+        trust: Trust,
     ) -> Result<Segment, (Location, AttemptError)> {
-        let opened = match Self::open_validated(&location, layout) {
+        let opened = match Self::open_validated(&location, layout, trust) {
             Ok(opened) => opened,
             Err(error) => return Err((location, error)),
         };
@@ -1080,9 +1092,11 @@ impl Segment {
     fn open_validated(
         location: &Location,
         layout: &TypeLayout,
+        trust: Trust,
     ) -> Result<(SegmentObject, Mapping, Geometry, RawHeader), AttemptError> {
         let (object, geometry, header, leaves) = Self::open_checked(location, location.open())?;
         let name = location.display_name();
+        check_trust(&name, &object, trust).map_err(AttemptError::Fatal)?;
         check_event_type(&name, &header, &leaves, layout).map_err(AttemptError::Fatal)?;
         let mapping = object
             .map(geometry.total_len, true)
@@ -1431,6 +1445,32 @@ impl Segment {
             _ => Ok(false),
         }
     }
+}
+
+/// Refuses a segment that another user owns, or that users other than its owner may write, unless `trust`
+/// accepts it: any such user could corrupt what the endpoint reads (see the threat model).
+fn check_trust(name: &str, object: &SegmentObject, trust: Trust) -> Result<(), AttachError> {
+    let (mode, owner_uid) = object.mode_and_owner().map_err(|source| AttachError::Os {
+        name: name.to_string(),
+        operation: "fstat",
+        source,
+    })?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let process_uid = unsafe { libc::geteuid() };
+    if owner_uid != process_uid && !trust.other_owner {
+        return Err(AttachError::OwnedByOtherUser {
+            name: name.to_string(),
+            owner_uid,
+            process_uid,
+        });
+    }
+    if mode & 0o022 != 0 && !trust.writable_by_others {
+        return Err(AttachError::WritableByOthers {
+            name: name.to_string(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 fn os_attempt(name: &str, operation: &'static str, source: io::Error) -> AttemptError {

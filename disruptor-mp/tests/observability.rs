@@ -3,7 +3,7 @@
 use disruptor_mp::observability::{list_files, list_shared_memory, ConsumerState, RingSnapshot};
 use disruptor_mp::{
     attach_shared_consumer, build_mmap_single_producer, build_shared_single_producer, AttachError,
-    RingEvent,
+    RingEvent, WaitStrategy,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -240,11 +240,19 @@ fn a_thousand_snapshots_during_traffic_change_nothing() {
 #[test]
 fn counters_record_waits_sleeps_wake_ups_and_empty_polls() {
     let name = unique("counters");
+    // Sleep at once, without spinning or yielding first, so that every wait below sleeps however
+    // loaded the machine is.
+    let sleep_at_once = WaitStrategy::Blocking {
+        spins: 0,
+        yields: 0,
+    };
     let mut producer = build_shared_single_producer::<u64>(&name, 4)
+        .with_wait_strategy(sleep_at_once)
         .build_producer()
         .unwrap();
     let mut consumer = attach_shared_consumer::<u64>(&name)
         .with_consumer_id("counted")
+        .with_wait_strategy(sleep_at_once)
         .build_consumer()
         .unwrap();
 
@@ -264,7 +272,7 @@ fn counters_record_waits_sleeps_wake_ups_and_empty_polls() {
     let counted = &snapshot.consumers[0];
     assert!(counted.empty_polls >= 10, "{counted:?}");
     assert!(counted.sleeps >= 1, "{counted:?}");
-    // The spinning start of the wait is not timed: most of the 50 ms is.
+    // With no spinning, the whole wait is timed.
     assert!(counted.wait_ns >= wait.as_nanos() as u64 / 2, "{counted:?}");
     let stats = producer.stats();
     assert_eq!((snapshot.producer.ring_full, stats.ring_full), (1, 1));

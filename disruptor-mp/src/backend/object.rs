@@ -32,6 +32,15 @@ impl SegmentObject {
         Ok((a.st_dev, a.st_ino, a.st_size) == (b.st_dev, b.st_ino, b.st_size))
     }
 
+    /// The object's permission bits and its owner's user id.
+    pub(crate) fn mode_and_owner(&self) -> io::Result<(u32, u32)> {
+        let stat = self.stat()?;
+        // `mode_t` is 32 bits on Linux and 16 on macOS.
+        #[allow(clippy::useless_conversion)]
+        let mode = u32::from(stat.st_mode);
+        Ok((mode & 0o7777, stat.st_uid))
+    }
+
     fn stat(&self) -> io::Result<libc::stat> {
         // SAFETY: `stat` is plain data for which all-zero bytes are valid.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
