@@ -700,7 +700,11 @@ impl Location {
 /// A mapped, validated segment. Owns the mapping; hands out references tied to its own lifetime.
 #[derive(Debug)]
 pub(crate) struct Segment {
+    /// The whole segment, or, for a consumer, the part before the slots (header, producer region, table).
     mapping: Mapping,
+    /// A consumer's read-only mapping of the event slots (see [`Segment::attach`]); `None` when the slots
+    /// are part of `mapping`.
+    slots_mapping: Option<Mapping>,
     /// This endpoint's own open of the object: its liveness lock is held through it, and other endpoints'
     /// locks are queried through it. Open as long as the endpoint lives.
     object: SegmentObject,
@@ -997,6 +1001,7 @@ impl Segment {
         }
         let segment = Segment {
             mapping,
+            slots_mapping: None,
             object,
             location,
             name,
@@ -1068,9 +1073,10 @@ impl Segment {
             Ok(opened) => opened,
             Err(error) => return Err((location, error)),
         };
-        let (object, mapping, geometry, header) = opened;
+        let (object, (mapping, slots_mapping), geometry, header) = opened;
         let segment = Segment {
             mapping,
+            slots_mapping,
             object,
             name: location.display_name(),
             location,
@@ -1093,15 +1099,14 @@ impl Segment {
         location: &Location,
         layout: &TypeLayout,
         trust: Trust,
-    ) -> Result<(SegmentObject, Mapping, Geometry, RawHeader), AttemptError> {
+    ) -> Result<(SegmentObject, ConsumerMappings, Geometry, RawHeader), AttemptError> {
         let (object, geometry, header, leaves) = Self::open_checked(location, location.open())?;
         let name = location.display_name();
         check_trust(&name, &object, trust).map_err(AttemptError::Fatal)?;
         check_event_type(&name, &header, &leaves, layout).map_err(AttemptError::Fatal)?;
-        let mapping = object
-            .map(geometry.total_len, true)
-            .map_err(|e| os_attempt(&name, "mmap", e))?;
-        Ok((object, mapping, geometry, header))
+        let mappings =
+            map_for_consumer(&object, &geometry).map_err(|e| os_attempt(&name, "mmap", e))?;
+        Ok((object, mappings, geometry, header))
     }
 
     /// Checks the object `opened` under `location` as an attach does (size, ready word, every header field
@@ -1225,6 +1230,7 @@ impl Segment {
         Ok(InspectedSegment {
             segment: Segment {
                 mapping,
+                slots_mapping: None,
                 object,
                 location,
                 name,
@@ -1407,11 +1413,18 @@ impl Segment {
         }
     }
 
-    /// The first byte of the slot array (`capacity × event_size` bytes, page-aligned, inside the mapping).
+    /// The first byte of the slot array (`capacity × event_size` bytes, page-aligned): in a consumer's
+    /// read-only slot mapping, or inside the whole-segment mapping.
     pub(crate) fn slots_base(&self) -> NonNull<u8> {
-        debug_assert!(self.mapping.len() as u64 >= self.geometry.total_len);
-        // SAFETY: slots_offset + capacity × event_size <= total_len <= the mapping's length (validated).
-        unsafe { self.mapping.base().add(self.geometry.slots_offset as usize) }
+        match &self.slots_mapping {
+            Some(slots) => slots.base(),
+            None => {
+                debug_assert!(self.mapping.len() as u64 >= self.geometry.total_len);
+                // SAFETY: slots_offset + capacity × event_size <= total_len <= the mapping's length
+                // (validated).
+                unsafe { self.mapping.base().add(self.geometry.slots_offset as usize) }
+            }
+        }
     }
 
     /// At the producer's clean close: removes a shared-memory segment's name so no new process can attach
@@ -1445,6 +1458,24 @@ impl Segment {
             _ => Ok(false),
         }
     }
+}
+
+/// A consumer's mappings: the segment (or its part before the slots), and the slots read-only if apart.
+type ConsumerMappings = (Mapping, Option<Mapping>);
+
+/// A consumer's mappings of a validated segment: the part before the slots read-write (it writes its
+/// cursor, its table entry and the wake-up words), and the event slots **read-only**, so that a consumer,
+/// buggy or hostile, cannot change what the other consumers read. Where the slots do not start on a page
+/// boundary of this system (a 16 KiB-page machine: the format aligns them to 4 KiB), the whole segment is
+/// mapped read-write instead.
+fn map_for_consumer(object: &SegmentObject, geometry: &Geometry) -> io::Result<ConsumerMappings> {
+    let slots_offset = geometry.slots_offset;
+    if slots_offset % Mapping::page_size() as u64 != 0 {
+        return Ok((object.map(geometry.total_len, true)?, None));
+    }
+    let control = object.map(slots_offset, true)?;
+    let slots = object.map_read_only_at(slots_offset, geometry.total_len - slots_offset, true)?;
+    Ok((control, Some(slots)))
 }
 
 /// Refuses a segment that another user owns, or that users other than its owner may write, unless `trust`
@@ -1998,6 +2029,53 @@ fn check_event_type(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The permissions `/proc/self/maps` gives the mapping that contains `address` (e.g. `rw-s`).
+    #[cfg(target_os = "linux")]
+    fn permissions_at(address: usize) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .find_map(|line| {
+                let mut fields = line.split_whitespace();
+                let (start, end) = fields.next()?.split_once('-')?;
+                let range =
+                    usize::from_str_radix(start, 16).ok()?..usize::from_str_radix(end, 16).ok()?;
+                range
+                    .contains(&address)
+                    .then(|| fields.next().unwrap().to_string())
+            })
+            .unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_consumer_maps_the_slots_read_only_and_the_rest_read_write() {
+        let name = format!("/dmp-unit-read-only-slots-{}", std::process::id());
+        let layout = <u64 as crate::event::RingEvent>::LAYOUT;
+        let producer = Segment::create(CreateParams {
+            location: Location::SharedMemory(name.clone()),
+            capacity: 1024,
+            consumer_slots: 4,
+            mode: 0o600,
+            layout: &layout,
+        })
+        .unwrap();
+        producer.mark_ready();
+        let consumer = Segment::attach(
+            Location::SharedMemory(name.clone()),
+            &layout,
+            Trust::default(),
+            Duration::ZERO,
+        );
+        shm::unlink(&name).unwrap();
+        let consumer = consumer.unwrap();
+        // The producer writes the slots; a consumer only reads them, and cannot write what others read.
+        assert!(permissions_at(producer.slots_base().as_ptr() as usize).starts_with("rw"));
+        assert!(permissions_at(consumer.slots_base().as_ptr() as usize).starts_with("r-"));
+        // It still writes its own words: its cursor and the table.
+        let table = consumer.consumer_slot(0) as *const ConsumerSlot as usize;
+        assert!(permissions_at(table).starts_with("rw"));
+    }
 
     #[test]
     fn geometry_places_slots_on_a_page_after_the_table() {

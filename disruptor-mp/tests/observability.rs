@@ -224,7 +224,13 @@ fn a_thousand_snapshots_during_traffic_change_nothing() {
         while taken < 1000 || !done.load(Ordering::Acquire) {
             let snapshot = RingSnapshot::open_shared_memory(&name).unwrap();
             assert_eq!(snapshot.consumers.len(), 1, "a snapshot joined the ring");
-            assert!(snapshot.consumers[0].cursor <= snapshot.producer.published + 1);
+            // The cursor is read after the published count, so it may be ahead of it; the lag, clamped
+            // at zero, never exceeds the ring, which the consumer gates.
+            let consumer = &snapshot.consumers[0];
+            assert!(
+                consumer.cursor <= EVENTS && consumer.lag <= 256,
+                "{consumer:?}"
+            );
             taken += 1;
             if taken > 1_000_000 {
                 break;

@@ -28,21 +28,45 @@ impl Mapping {
     /// Maps `len` bytes of `fd` shared and read-write; with `populate`, pre-faults the pages so the hot
     /// path takes no page faults (see the module docs for how each platform does it).
     pub(crate) fn map(fd: libc::c_int, len: usize, populate: bool) -> io::Result<Mapping> {
-        Mapping::map_with(fd, len, populate, libc::PROT_READ | libc::PROT_WRITE)
+        Mapping::map_with(fd, 0, len, populate, libc::PROT_READ | libc::PROT_WRITE)
     }
 
     /// Maps `len` bytes of `fd` shared and read-only: for looking at a segment without being able to
     /// change it (see `observability`). Not pre-faulted.
     pub(crate) fn map_read_only(fd: libc::c_int, len: usize) -> io::Result<Mapping> {
-        Mapping::map_with(fd, len, false, libc::PROT_READ)
+        Mapping::map_with(fd, 0, len, false, libc::PROT_READ)
+    }
+
+    /// Maps `len` bytes of `fd` from `offset` (a multiple of the page size) shared and read-only, with
+    /// `populate` as for [`map`](Self::map): a consumer's view of the event slots, which it only reads.
+    pub(crate) fn map_read_only_at(
+        fd: libc::c_int,
+        offset: usize,
+        len: usize,
+        populate: bool,
+    ) -> io::Result<Mapping> {
+        Mapping::map_with(fd, offset, len, populate, libc::PROT_READ)
+    }
+
+    /// The system's page size (mapping offsets must be multiples of it).
+    pub(crate) fn page_size() -> usize {
+        // SAFETY: sysconf only reads a system value; -1 (error) is handled below.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(page)
+            .ok()
+            .filter(|&p| p > 0)
+            .unwrap_or(4096)
     }
 
     fn map_with(
         fd: libc::c_int,
+        offset: usize,
         len: usize,
         populate: bool,
         protection: libc::c_int,
     ) -> io::Result<Mapping> {
+        let offset = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
         if len == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -58,8 +82,9 @@ impl Mapping {
         #[cfg(not(target_os = "linux"))]
         let flags = libc::MAP_SHARED;
         // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps nothing we own; `fd` is a valid
-        // descriptor owned by the caller for the duration of the call; the result is checked below.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, protection, flags, fd, 0) };
+        // descriptor owned by the caller for the duration of the call; a misaligned or out-of-range offset
+        // makes mmap fail, which is checked below.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, protection, flags, fd, offset) };
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
@@ -78,12 +103,7 @@ impl Mapping {
     #[cfg(not(target_os = "linux"))]
     fn touch_every_page(&self) {
         use std::sync::atomic::{AtomicU8, Ordering};
-        // SAFETY: sysconf only reads a system value; -1 (error) is handled below.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let page = usize::try_from(page)
-            .ok()
-            .filter(|&p| p > 0)
-            .unwrap_or(4096);
+        let page = Mapping::page_size();
         for offset in (0..self.len).step_by(page) {
             // SAFETY: `offset < len`, so the byte lies inside this live mapping and any value is a valid
             // `AtomicU8`. Another process may be writing the byte (a producer filling slots while a

@@ -56,6 +56,22 @@ impl SegmentObject {
         Mapping::map(self.fd.as_raw_fd(), address_space_len(len)?, populate)
     }
 
+    /// Maps `len` bytes from `offset` (a multiple of the page size) shared and read-only, pre-faulted if
+    /// `populate`.
+    pub(crate) fn map_read_only_at(
+        &self,
+        offset: u64,
+        len: u64,
+        populate: bool,
+    ) -> io::Result<Mapping> {
+        Mapping::map_read_only_at(
+            self.fd.as_raw_fd(),
+            address_space_len(offset)?,
+            address_space_len(len)?,
+            populate,
+        )
+    }
+
     /// Maps the first `len` bytes shared and read-only.
     pub(crate) fn map_read_only(&self, len: u64) -> io::Result<Mapping> {
         Mapping::map_read_only(self.fd.as_raw_fd(), address_space_len(len)?)
