@@ -153,9 +153,9 @@
 //!
 //! # Threat model
 //!
-//! Every process that attaches has the segment mapped read-write, because a consumer writes its cursor
-//! and its slot of the table. The permission bits of the segment decide who may attach (default `0600`,
-//! the creating user only; see
+//! Every process that attaches has the segment's control part (header, producer region, consumer table)
+//! mapped read-write, because a consumer writes its cursor and its slot of the table. The permission bits
+//! of the segment decide who may attach (default `0600`, the creating user only; see
 //! [`SharedProducerBuilder::with_mode`](crate::SharedProducerBuilder::with_mode)). So today:
 //!
 //! - **What the library promises at attach.** Every header field is validated against this build and the
@@ -175,5 +175,8 @@
 //!   events, or the producer may wait), or shrink the object with `ftruncate`, after which any peer that
 //!   touches the lost pages dies with `SIGBUS`. Only processes you trust with the data should be able to
 //!   open the segment.
-//! - **Not yet handled** (planned): bounding what a misbehaving peer can do to the others after attach.
-//!   A peer that writes the table can, for example, mark other consumers' slots free or evicted.
+//! - **What a consumer cannot do.** It maps the event slots read-only (on systems whose page size is the
+//!   format's 4 KiB alignment or smaller), so it cannot change what the other consumers read.
+//! - **Not yet handled** (planned): bounding the rest of what a misbehaving peer can do to the others
+//!   after attach. A peer that writes the table can, for example, mark other consumers' slots free or
+//!   evicted.
