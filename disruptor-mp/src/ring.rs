@@ -8,7 +8,7 @@
 //! release-stores its cursor once it is done with them — after a batch, or when a lease drops. No system
 //! call and no lock on either path. [`crate::protocol`] explains the whole protocol.
 
-use crate::backend::wake::{self, FencePair};
+use crate::backend::wake::FencePair;
 use crate::consumer::StartPosition;
 use crate::error::AttachError;
 use crate::event::RingEvent;
@@ -16,7 +16,7 @@ use crate::registry::{self, GatingSet, SlotClaim};
 use crate::segment::{
     add, slot_state, ConsumerSlot, Endpoint, Ownership, ProducerCounters, PublishedLine, Segment,
 };
-use crate::wait::UNORDERED_SLEEP_BOUND;
+use crate::wait;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, Ordering};
@@ -166,19 +166,11 @@ impl<E: RingEvent> ProducerRing<E> {
     #[cold]
     pub(crate) fn sleep_for_room(&mut self, count: u64, bound: Duration) {
         let line = &self.segment.producer_region().producer_wait.0;
-        let wake_word = line.wake.load(Ordering::Acquire);
-        line.sleeping.store(1, Ordering::SeqCst);
+        let ticket = wait::announce_sleep(&line.sleeping, &line.wake, self.fences);
         add(&self.counters().sleeps, 1);
-        let ordered = self.fences.heavy();
         // The re-check after the fence: a commit the waker made before it saw the flag is seen here.
         if !self.refresh_gate(self.next + count) {
-            let line = &self.segment.producer_region().producer_wait.0;
-            let bound = if ordered {
-                bound
-            } else {
-                bound.min(UNORDERED_SLEEP_BOUND)
-            };
-            wake::wait(&line.wake, wake_word, Some(bound));
+            ticket.sleep(&self.segment.producer_region().producer_wait.0.wake, bound);
         }
     }
 
@@ -390,22 +382,16 @@ impl<E: RingEvent> ConsumerRing<E> {
     #[cold]
     pub(crate) fn sleep_for_events(&self, bound: Duration) {
         let line = self.published_line();
-        let wake_word = line.consumer_wake.load(Ordering::Acquire);
-        line.consumers_sleeping.store(1, Ordering::SeqCst);
+        let ticket =
+            wait::announce_sleep(&line.consumers_sleeping, &line.consumer_wake, self.fences);
         add(&self.own_slot().sleeps, 1);
-        let ordered = self.fences.heavy();
         // The re-check after the fence: whatever the producer stored before it looked at the flag is
         // seen here.
         let nothing_new = line.count.load(Ordering::Acquire) <= self.next
             && line.evictions.load(Ordering::Acquire) == self.evictions_seen
             && !self.segment.is_closed();
         if nothing_new {
-            let bound = if ordered {
-                bound
-            } else {
-                bound.min(UNORDERED_SLEEP_BOUND)
-            };
-            wake::wait(&line.consumer_wake, wake_word, Some(bound));
+            ticket.sleep(&line.consumer_wake, bound);
         }
     }
 

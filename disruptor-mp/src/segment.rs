@@ -53,10 +53,10 @@
 use crate::backend::file::{self, FileError, RingPath, TempFile};
 use crate::backend::liveness::{self, ProcessStamp};
 use crate::backend::shm;
-use crate::backend::wake;
 use crate::backend::{Mapping, SegmentObject};
 use crate::error::{AttachError, CreateError, EventSummary, NameError, PathRefusal, TypeMismatch};
 use crate::layout::{FieldDifference, Fnv64, LeafField, TypeLayout};
+use crate::wait;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::mem::{offset_of, size_of};
@@ -1341,11 +1341,7 @@ impl Segment {
     #[inline(never)]
     fn wake_sleeping_consumers(&self) {
         let line = &self.producer_region().published.0;
-        // Acquire: a consumer that set the flag read the wake word before; that read cannot see the bump
-        // below, so its futex wait either sees the word differ or is queued before the wake.
-        if line.consumers_sleeping.swap(0, Ordering::AcqRel) != 0 {
-            line.consumer_wake.fetch_add(1, Ordering::Release);
-            wake::wake_all(&line.consumer_wake);
+        if wait::wake_sleepers(&line.consumers_sleeping, &line.consumer_wake) {
             // Only the producer wakes consumers, so only the producer writes this counter.
             add(&self.producer_region().counters.0.wakeups_sent, 1);
         }
@@ -1371,10 +1367,7 @@ impl Segment {
     #[inline(never)]
     fn wake_sleeping_producer(&self) {
         let line = &self.producer_region().producer_wait.0;
-        if line.sleeping.swap(0, Ordering::AcqRel) != 0 {
-            line.wake.fetch_add(1, Ordering::Release);
-            wake::wake_all(&line.wake);
-        }
+        wait::wake_sleepers(&line.sleeping, &line.wake);
     }
 
     /// Whether the producer closed the ring cleanly (Acquire: its last publish is visible after `true`).

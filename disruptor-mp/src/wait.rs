@@ -47,6 +47,8 @@
 //! Every sleep is also bounded by the endpoint's liveness interval, so that a sleeping consumer notices a
 //! dead producer, and a sleeping producer a dead consumer, within that bound, and by the wait's deadline.
 
+use crate::backend::wake::{self, FencePair};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How a blocked endpoint waits for the other side.
@@ -110,6 +112,50 @@ impl Default for WaitStrategy {
 /// Longest sleep of a blocked endpoint whose sleep/wake pairing is not guaranteed (its `membarrier` call
 /// failed; see the module docs): a wake-up it misses costs at most this.
 pub const UNORDERED_SLEEP_BOUND: Duration = Duration::from_millis(1);
+
+/// The sleeper's half of the handshake in the [module docs](self), up to its re-check: reads the futex
+/// `word`, raises `flag` and issues the heavy fence. The caller then re-checks its condition and, if
+/// nothing changed, calls [`SleepTicket::sleep`].
+pub(crate) fn announce_sleep(flag: &AtomicU32, word: &AtomicU32, fences: FencePair) -> SleepTicket {
+    let expected = word.load(Ordering::Acquire);
+    flag.store(1, Ordering::SeqCst);
+    let ordered = fences.heavy();
+    SleepTicket { expected, ordered }
+}
+
+/// A sleep announced by [`announce_sleep`].
+#[must_use = "a ticket does nothing until sleep() is called"]
+pub(crate) struct SleepTicket {
+    expected: u32,
+    ordered: bool,
+}
+
+impl SleepTicket {
+    /// Sleeps on `word` until a waker bumps it, or `bound` passes; at most [`UNORDERED_SLEEP_BOUND`] when
+    /// the fence could not guarantee the pairing.
+    pub(crate) fn sleep(self, word: &AtomicU32, bound: Duration) {
+        let bound = if self.ordered {
+            bound
+        } else {
+            bound.min(UNORDERED_SLEEP_BOUND)
+        };
+        wake::wait(word, self.expected, Some(bound));
+    }
+}
+
+/// The waker's half of the handshake (after its store and a fence, having seen `flag` raised): clears the
+/// flag, bumps the futex `word` and wakes its sleepers; returns whether it did (whether the flag was still
+/// raised). Clearing by swap makes it one wake-up per sleep, not one per publish or commit.
+pub(crate) fn wake_sleepers(flag: &AtomicU32, word: &AtomicU32) -> bool {
+    // Acquire: a sleeper that raised the flag read the word before; that read cannot see the bump below,
+    // so its futex wait either sees the word differ or is queued before the wake.
+    if flag.swap(0, Ordering::AcqRel) == 0 {
+        return false;
+    }
+    word.fetch_add(1, Ordering::Release);
+    wake::wake_all(word);
+    true
+}
 
 /// One wait in progress: counts idle polls and enforces an optional deadline.
 #[derive(Debug)]

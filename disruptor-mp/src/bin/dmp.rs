@@ -301,20 +301,15 @@ fn inspect(ring: &str, json: bool, out: &mut String) -> Result<(), String> {
         .consumers
         .iter()
         .map(|c| {
-            vec![
-                c.slot.to_string(),
-                consumer_id(c),
-                state_name(c.state),
-                c.pid.to_string(),
-                yes_no(c.alive),
-                c.cursor.to_string(),
-                c.lag.to_string(),
+            let mut row = consumer_cells(c);
+            row.extend([
                 yes_no(c.gating),
                 yes_no(c.durable),
                 c.empty_polls.to_string(),
                 c.sleeps.to_string(),
                 milliseconds(c.wait_ns),
-            ]
+            ]);
+            row
         })
         .collect();
     if !consumers.is_empty() {
@@ -456,6 +451,19 @@ fn age(unix_ns: u64) -> String {
 }
 
 /// Left-aligned columns as wide as their widest cell, each line prefixed with `indent`.
+/// The cells every consumer table starts with: slot, id, state, pid, alive, cursor, lag.
+fn consumer_cells(c: &ConsumerView) -> Vec<String> {
+    vec![
+        c.slot.to_string(),
+        consumer_id(c),
+        state_name(c.state),
+        c.pid.to_string(),
+        yes_no(c.alive),
+        c.cursor.to_string(),
+        c.lag.to_string(),
+    ]
+}
+
 /// `N in use, M gating`: the consumer table in a line.
 fn consumers_summary(s: &RingSnapshot) -> String {
     format!(

@@ -1,6 +1,6 @@
 //! `dmp watch`: one ring, redrawn every interval, with its publish and read rates.
 
-use super::{consumer_id, consumers_summary, field, producer_state, state_name, table, yes_no};
+use super::{consumer_cells, consumers_summary, field, producer_state, table, yes_no};
 use disruptor_mp::observability::{ConsumerView, RingSnapshot};
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
@@ -156,17 +156,9 @@ fn frame(
                 .and_then(|p| p.consumers.get(&c.slot))
                 .filter(|(owner, _)| *owner == Owner::of(c))
                 .map(|&(_, cursor)| cursor);
-            vec![
-                c.slot.to_string(),
-                consumer_id(c),
-                state_name(c.state),
-                c.pid.to_string(),
-                yes_no(c.alive),
-                c.cursor.to_string(),
-                c.lag.to_string(),
-                rate(before, c.cursor),
-                yes_no(c.gating),
-            ]
+            let mut row = consumer_cells(c);
+            row.extend([rate(before, c.cursor), yes_no(c.gating)]);
+            row
         })
         .collect();
     if !rows.is_empty() {
