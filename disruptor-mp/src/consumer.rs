@@ -5,8 +5,8 @@
 use crate::error::{AttachError, ConsumeError};
 use crate::event::RingEvent;
 use crate::producer::DEFAULT_LIVENESS_INTERVAL;
-use crate::registry;
-use crate::ring::ConsumerRing;
+use crate::registry::{self, UpstreamStage};
+use crate::ring::{ConsumerRing, Reader};
 use crate::segment::{Backend, MappedFile, Segment, SharedMemory, Target, Trust};
 use crate::wait::{PollPacer, WaitStrategy, Waiter};
 use std::marker::PhantomData;
@@ -95,6 +95,7 @@ pub struct ConsumerBuilder<E, B> {
     liveness_interval: Duration,
     start_position: StartPosition,
     trust: Trust,
+    upstream_ids: Vec<String>,
     _types: PhantomData<fn() -> (E, B)>,
 }
 
@@ -113,8 +114,62 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
             liveness_interval: DEFAULT_LIVENESS_INTERVAL,
             start_position: StartPosition::Latest,
             trust: Trust::default(),
+            upstream_ids: Vec::new(),
             _types: PhantomData,
         }
+    }
+
+    /// Makes this consumer a pipeline stage behind the consumers named `upstream_ids` (their
+    /// [consumer ids](Self::with_consumer_id)), in the same ring: it sees an event only once every one of
+    /// them has committed it (the Disruptor's dependency graph, across processes). Stages can form chains
+    /// (journal → replicate → business) and diamonds (`a` and `b` behind the producer, `c` behind both).
+    ///
+    /// The attach waits, up to its [timeout](Self::with_attach_timeout), for each named consumer to be
+    /// attached (or reserved by name), then fails with [`AttachError::UpstreamNotFound`]. The stage starts
+    /// no earlier than where its upstream stages are when it joins: it cannot know which older events they
+    /// saw.
+    ///
+    /// An upstream stage that stops ends this one with [`ConsumeError::UpstreamGone`] (saying whether it
+    /// left, died or was evicted) once everything it committed has been read: a dependent never stalls
+    /// silently behind a stage that is not coming back, and never reads past what its upstream stages
+    /// committed. A durable upstream (reserved by name) is expected back: its consumer resumes at its
+    /// cursor, so the dependent waits for it as the producer does, and follows each restart.
+    ///
+    /// A stage's wait for its upstream stages follows its [wait strategy](Self::with_wait_strategy): with
+    /// [`WaitStrategy::Blocking`], a stage that has caught up with its upstream sleeps until a consumer
+    /// commits.
+    ///
+    /// ```
+    /// use disruptor_mp::{attach_shared_consumer, build_shared_single_producer};
+    /// use std::time::Duration;
+    ///
+    /// # let name = format!("doc-after-{}", std::process::id());
+    /// let mut producer = build_shared_single_producer::<u64>(&name, 64).build_producer()?;
+    /// let mut journal = attach_shared_consumer::<u64>(&name)
+    ///     .with_consumer_id("journal")
+    ///     .build_consumer()?;
+    /// let mut business = attach_shared_consumer::<u64>(&name)
+    ///     .with_consumer_id("business")
+    ///     .after(["journal"])
+    ///     .build_consumer()?;
+    ///
+    /// producer.publish(42)?;
+    /// // Published, but not yet journaled: the business stage does not see it.
+    /// assert_eq!(business.try_consume_next()?, None);
+    /// assert_eq!(journal.try_consume_next()?, Some((42, 0)));
+    /// assert_eq!(business.consume_next_timeout(Duration::from_secs(1))?, (42, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn after<I>(mut self, upstream_ids: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.upstream_ids = upstream_ids
+            .into_iter()
+            .map(|id| id.as_ref().to_string())
+            .collect();
+        self
     }
 
     /// Names this consumer in the segment's consumer table (at most 48 bytes). Default: empty.
@@ -186,15 +241,211 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
     pub fn build_consumer(self) -> Result<Consumer<E, B>, AttachError> {
         let location = self.target.locate()?;
         registry::validate_consumer_id(&self.consumer_id)?;
+        for id in &self.upstream_ids {
+            registry::validate_consumer_id(id)?;
+        }
+        let deadline = Instant::now() + self.attach_timeout;
         let segment = Segment::attach(location, &E::LAYOUT, self.trust, self.attach_timeout)?;
         let claim = registry::claim_slot(&segment, &self.consumer_id)?;
+        let upstreams = match find_upstreams(&segment, &self.upstream_ids, claim.index, deadline) {
+            Ok(upstreams) => upstreams,
+            Err(error) => {
+                registry::leave(&segment, claim);
+                return Err(error);
+            }
+        };
         Ok(Consumer {
-            ring: ConsumerRing::join(segment, claim, self.start_position)?,
-            wait_strategy: self.wait_strategy,
+            ring: ConsumerRing::join(segment, claim, self.start_position, upstreams)?,
+            waiting: ReadWaiting::new(self.wait_strategy, self.liveness_interval),
             consumer_id: self.consumer_id,
-            liveness_pacer: PollPacer::new(self.liveness_interval),
             _backend: PhantomData,
         })
+    }
+}
+
+/// The consumers named `ids`, waiting until `deadline` for each to be attached (or reserved by name).
+fn find_upstreams(
+    segment: &Segment,
+    ids: &[String],
+    own: usize,
+    deadline: Instant,
+) -> Result<Vec<UpstreamStage>, AttachError> {
+    let own_id = registry::slot_id(segment, own);
+    ids.iter()
+        .map(|id| loop {
+            let not_found = || AttachError::UpstreamNotFound {
+                name: segment.name().to_string(),
+                id: id.clone(),
+            };
+            if *id == own_id {
+                return Err(not_found());
+            }
+            if let Some(upstream) = UpstreamStage::find(segment, id, own) {
+                return Ok(upstream);
+            }
+            if Instant::now() >= deadline {
+                return Err(not_found());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        })
+        .collect()
+}
+
+impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
+    /// The options this builder holds, for the untethered builder.
+    pub(crate) fn into_parts(self) -> BuilderParts {
+        BuilderParts {
+            target: self.target,
+            consumer_id: self.consumer_id,
+            attach_timeout: self.attach_timeout,
+            wait_strategy: self.wait_strategy,
+            liveness_interval: self.liveness_interval,
+            start_position: self.start_position,
+            trust: self.trust,
+            upstream_ids: self.upstream_ids,
+        }
+    }
+}
+
+/// A consumer builder's options, for the untethered builder.
+#[derive(Debug, Clone)]
+pub(crate) struct BuilderParts {
+    pub(crate) target: Target,
+    pub(crate) consumer_id: String,
+    pub(crate) attach_timeout: Duration,
+    pub(crate) wait_strategy: WaitStrategy,
+    pub(crate) liveness_interval: Duration,
+    pub(crate) start_position: StartPosition,
+    pub(crate) trust: Trust,
+    pub(crate) upstream_ids: Vec<String>,
+}
+
+/// How an endpoint that reads waits for events: its strategy, and the pacing of its liveness checks,
+/// which outlives each call so that a loop of short reads still checks once per interval.
+#[derive(Debug)]
+pub(crate) struct ReadWaiting {
+    wait_strategy: WaitStrategy,
+    liveness_pacer: PollPacer,
+}
+
+impl ReadWaiting {
+    pub(crate) fn new(wait_strategy: WaitStrategy, liveness_interval: Duration) -> ReadWaiting {
+        ReadWaiting {
+            wait_strategy,
+            liveness_pacer: PollPacer::new(liveness_interval),
+        }
+    }
+
+    /// The outcome of a non-blocking read that found nothing: why nothing more will come, once that is
+    /// the case and every event has been read, else nothing yet. The peers' liveness is checked about once
+    /// per liveness interval, and the clock read only every so many empty polls.
+    #[inline(always)]
+    pub(crate) fn empty<R: Reader>(&mut self, ring: &mut R) -> Result<(), ConsumeError> {
+        // The empty poll of a spinning consumer is its hot loop: a countdown, a flag and one load of a
+        // line that changes once in the ring's life; everything else is out of line.
+        let check_peers = self.liveness_pacer.poll();
+        if check_peers || ring.slot().may_have_ended() {
+            self.why_empty(ring, check_peers)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The slow side of [`empty`](Self::empty).
+    #[cold]
+    #[inline(never)]
+    fn why_empty<R: Reader>(
+        &mut self,
+        ring: &mut R,
+        check_peers: bool,
+    ) -> Result<(), ConsumeError> {
+        finished(ring)?;
+        if check_peers {
+            // Once per liveness interval: publish the empty polls counted so far (see `observability`).
+            ring.slot()
+                .record_idle(self.liveness_pacer.polls(), Duration::ZERO);
+            peers_gone(ring)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Waits until at least one event is readable; returns how many are. A wait that gets past spinning
+    /// (yields or sleeps) records its time and the empty polls in the consumer's counters; a spinning wait
+    /// reads no clock and records nothing, so that it stays as quick as the events it waits for.
+    pub(crate) fn wait_for_events<R: Reader>(
+        &mut self,
+        ring: &mut R,
+        timeout: Duration,
+    ) -> Result<u64, ConsumeError> {
+        let mut waiter: Option<Waiter> = None;
+        let mut idle_since: Option<Instant> = None;
+        let outcome = loop {
+            let available = ring.poll();
+            if available > 0 {
+                break Ok(available);
+            }
+            if let Err(error) = finished(ring) {
+                break Err(error);
+            }
+            let waiter =
+                waiter.get_or_insert_with(|| Waiter::new(self.wait_strategy, Some(timeout)));
+            if idle_since.is_none() && !waiter.is_spinning() {
+                idle_since = Some(Instant::now());
+            }
+            // A sleep lasts at most one liveness interval, so that a dead peer is noticed on time.
+            let keep_waiting = waiter.pause_or_sleep(self.liveness_pacer.interval(), |bound| {
+                ring.sleep_for_events(bound)
+            });
+            if self.liveness_pacer.poll_waiting(waiter) {
+                if let Err(error) = peers_gone(ring) {
+                    break Err(error);
+                }
+            }
+            if !keep_waiting {
+                break match ring.poll() {
+                    0 => Err(ConsumeError::Timeout { timeout }),
+                    available => Ok(available),
+                };
+            }
+        };
+        if let Some(since) = idle_since {
+            ring.slot()
+                .record_idle(self.liveness_pacer.polls(), since.elapsed());
+        }
+        outcome
+    }
+}
+
+/// Why nothing more will come to a reader that found nothing to read, if that is so: `Closed` once the
+/// producer closed the ring and every event has been read, else why reading ended (evicted, an upstream
+/// stage gone).
+fn finished<R: Reader>(ring: &mut R) -> Result<(), ConsumeError> {
+    // Acquire, then poll: the closed flag was stored after the last publish.
+    let closed = ring.slot().segment().is_closed();
+    if closed && ring.poll() == 0 && ring.caught_up() {
+        return Err(ConsumeError::Closed);
+    }
+    match ring.slot().ended() {
+        Some(why) => Err(why.clone()),
+        None => Ok(()),
+    }
+}
+
+/// `ProducerGone` if the producer died and every event it published has been read, or why reading ended
+/// if a peer it depends on is gone. System calls: cold paths only.
+#[cold]
+fn peers_gone<R: Reader>(ring: &mut R) -> Result<(), ConsumeError> {
+    ring.check_peers();
+    if let Some(why) = ring.slot().ended() {
+        return Err(why.clone());
+    }
+    match ring.slot().producer_gone() {
+        // Poll again: the producer's last events may have become visible only now.
+        Some(pid) if ring.poll() == 0 && ring.caught_up() => {
+            Err(ConsumeError::ProducerGone { pid })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -207,10 +458,8 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
 #[derive(Debug)]
 pub struct Consumer<E: RingEvent, B: Backend> {
     ring: ConsumerRing<E>,
-    wait_strategy: WaitStrategy,
+    waiting: ReadWaiting,
     consumer_id: String,
-    /// Paces the producer liveness checks of reads that find the ring empty, across calls.
-    liveness_pacer: PollPacer,
     _backend: PhantomData<fn() -> B>,
 }
 
@@ -262,7 +511,7 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
     #[inline(always)]
     pub fn try_consume_next_leased(&mut self) -> Result<Option<EventLease<'_, E>>, ConsumeError> {
         if self.ring.poll() == 0 {
-            return self.empty().map(|()| None);
+            return self.waiting.empty(&mut self.ring).map(|()| None);
         }
         Ok(Some(self.lease()))
     }
@@ -272,7 +521,7 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
         &mut self,
         timeout: Duration,
     ) -> Result<EventLease<'_, E>, ConsumeError> {
-        self.wait_for_events(timeout)?;
+        self.waiting.wait_for_events(&mut self.ring, timeout)?;
         Ok(self.lease())
     }
 
@@ -315,7 +564,7 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
     ) -> Result<usize, ConsumeError> {
         let available = self.ring.poll();
         if available == 0 {
-            return self.empty().map(|()| 0);
+            return self.waiting.empty(&mut self.ring).map(|()| 0);
         }
         Ok(self.handle_batch(available, max, handle))
     }
@@ -327,7 +576,7 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
         timeout: Duration,
         handle: impl FnMut(&E, u64, bool),
     ) -> Result<usize, ConsumeError> {
-        let available = self.wait_for_events(timeout)?;
+        let available = self.waiting.wait_for_events(&mut self.ring, timeout)?;
         Ok(self.handle_batch(available, max, handle))
     }
 
@@ -359,101 +608,6 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
         }
     }
 
-    /// The outcome of a non-blocking read that found nothing: `Evicted`, `Closed` or `ProducerGone` once
-    /// that is the case and every event has been read, else nothing yet. The producer's liveness is checked
-    /// about once per liveness interval, and the clock read only every so many empty polls.
-    #[inline(always)]
-    fn empty(&mut self) -> Result<(), ConsumeError> {
-        // The empty poll of a spinning consumer is its hot loop: a countdown, a flag and one load of a
-        // line that changes once in the ring's life; everything else is out of line.
-        let check_producer = self.liveness_pacer.poll();
-        if check_producer || self.ring.may_have_ended() {
-            self.why_empty(check_producer)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The slow side of [`empty`](Self::empty).
-    #[cold]
-    #[inline(never)]
-    fn why_empty(&mut self, check_producer: bool) -> Result<(), ConsumeError> {
-        self.closed_or_evicted()?;
-        if check_producer {
-            // Once per liveness interval: publish the empty polls counted so far (see `observability`).
-            self.ring
-                .record_idle(self.liveness_pacer.polls(), Duration::ZERO);
-            self.producer_gone()
-        } else {
-            Ok(())
-        }
-    }
-
-    fn closed_or_evicted(&mut self) -> Result<(), ConsumeError> {
-        if self.ring.is_evicted() {
-            Err(ConsumeError::Evicted)
-        } else if self.ring.is_drained_and_closed() {
-            Err(ConsumeError::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// `ProducerGone` if the producer died and every event it published has been read.
-    #[cold]
-    fn producer_gone(&mut self) -> Result<(), ConsumeError> {
-        match self.ring.producer_gone() {
-            // Poll again: the producer's last events may have become visible only now.
-            Some(pid) if self.ring.poll() == 0 => Err(ConsumeError::ProducerGone { pid }),
-            _ => Ok(()),
-        }
-    }
-
-    /// Waits until at least one event is readable; returns how many are. A wait that gets past spinning
-    /// (yields or sleeps) records its time and the empty polls in the consumer's counters; a spinning wait
-    /// reads no clock and records nothing, so that it stays as quick as the events it waits for.
-    fn wait_for_events(&mut self, timeout: Duration) -> Result<u64, ConsumeError> {
-        let mut waiter: Option<Waiter> = None;
-        let mut idle_since: Option<Instant> = None;
-        let outcome = loop {
-            let available = self.ring.poll();
-            if available > 0 {
-                break Ok(available);
-            }
-            if let Err(error) = self.closed_or_evicted() {
-                break Err(error);
-            }
-            let waiter =
-                waiter.get_or_insert_with(|| Waiter::new(self.wait_strategy, Some(timeout)));
-            if idle_since.is_none() && !waiter.is_spinning() {
-                idle_since = Some(Instant::now());
-            }
-            // A sleep lasts at most one liveness interval, so that a dead producer is noticed on time.
-            let ring = &self.ring;
-            let keep_waiting = waiter.pause_or_sleep(self.liveness_pacer.interval(), |bound| {
-                ring.sleep_for_events(bound)
-            });
-            // The pacer outlives this call, so that a loop of short timeouts still checks once per
-            // interval instead of timing out for ever on a dead producer.
-            if self.liveness_pacer.poll_waiting(waiter) {
-                if let Err(error) = self.producer_gone() {
-                    break Err(error);
-                }
-            }
-            if !keep_waiting {
-                break match self.ring.poll() {
-                    0 => Err(ConsumeError::Timeout { timeout }),
-                    available => Ok(available),
-                };
-            }
-        };
-        if let Some(since) = idle_since {
-            self.ring
-                .record_idle(self.liveness_pacer.polls(), since.elapsed());
-        }
-        outcome
-    }
-
     /// Sequence of the next event this consumer will read.
     pub fn next_sequence(&self) -> u64 {
         self.ring.next_sequence()
@@ -476,7 +630,13 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
 
     /// This consumer's index in the segment's consumer table.
     pub fn slot_index(&self) -> usize {
-        self.ring.slot_index()
+        self.ring.slot().slot_index()
+    }
+
+    /// The ids of the consumers this one reads behind (see [`ConsumerBuilder::after`]); none for an
+    /// ordinary consumer.
+    pub fn upstream_ids(&self) -> impl Iterator<Item = &str> {
+        self.ring.upstream_ids()
     }
 
     /// The random epoch the producer chose when it created the segment.

@@ -446,6 +446,30 @@ pub enum AttachError {
         /// The sequence the producer will publish next.
         next: u64,
     },
+    /// A consumer named in [`ConsumerBuilder::after`](crate::ConsumerBuilder::after) was not attached (or,
+    /// for a durable one, reserved) within the attach timeout, or it names this consumer itself. Start the
+    /// upstream stages first, give the dependent an attach timeout, or check the ids.
+    #[error(
+        "segment {name:?}: upstream consumer {id:?} is not attached (a dependent consumer follows only \
+         attached consumers, or durable ones reserved by name)"
+    )]
+    UpstreamNotFound {
+        /// The segment name.
+        name: String,
+        /// The upstream consumer id that was not found.
+        id: String,
+    },
+    /// An untethered consumer was asked to follow other consumers ([`ConsumerBuilder::after`] then
+    /// [`ConsumerBuilder::untethered`]): it could not, since it does not hold back what they commit. Make
+    /// the stage an ordinary consumer, or drop `after`.
+    ///
+    /// [`ConsumerBuilder::after`]: crate::ConsumerBuilder::after
+    /// [`ConsumerBuilder::untethered`]: crate::ConsumerBuilder::untethered
+    #[error("segment {name:?}: an untethered consumer cannot be a pipeline stage (it was given upstream consumers)")]
+    UntetheredStage {
+        /// The segment name.
+        name: String,
+    },
     /// Another live consumer uses this consumer id (ids are unique among live consumers; a durable,
     /// named slot takes one consumer at a time). Stop the other consumer, or pick another id.
     #[error("segment {name:?}: consumer id {id:?} is in use by a live consumer (pid {pid})")]
@@ -593,6 +617,29 @@ pub enum ConsumeError {
     /// attach again, which starts at the next event published.
     #[error("this consumer was evicted by the producer and reads nothing more")]
     Evicted,
+    /// An upstream stage this consumer follows (see
+    /// [`ConsumerBuilder::after`](crate::ConsumerBuilder::after)) stopped, and this consumer has read
+    /// everything it committed: nothing more will come. Restart the pipeline from that stage; a durable
+    /// dependent resumes where it stopped.
+    #[error(
+        "upstream consumer {id:?} stopped ({reason}); every event it committed has been consumed"
+    )]
+    UpstreamGone {
+        /// The upstream consumer's id.
+        id: String,
+        /// Why it stopped.
+        reason: UpstreamEnd,
+    },
+    /// An untethered consumer (see [`UntetheredConsumer`](crate::UntetheredConsumer)) fell so far behind
+    /// that the producer overwrote `missed` events it had not read yet. Reported once; the next read
+    /// returns the event at `resumed_at`, the oldest one still valid.
+    #[error("lapped by the producer: {missed} events were overwritten before they were read; resuming at sequence {resumed_at}")]
+    Lapped {
+        /// Events lost: `resumed_at` minus the sequence this consumer was about to read.
+        missed: u64,
+        /// The sequence the next read returns.
+        resumed_at: u64,
+    },
     /// A blocking consume found no event within `timeout`.
     #[error("no event within {timeout:?}")]
     Timeout {
@@ -615,6 +662,31 @@ pub enum WaitForConsumersError {
         /// The timeout that expired.
         timeout: Duration,
     },
+}
+
+/// Why an upstream stage stopped (see [`ConsumeError::UpstreamGone`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpstreamEnd {
+    /// It left the ring (its consumer was dropped), or its process died and the slot was swept.
+    Left,
+    /// Its process died while attached.
+    Died {
+        /// Its process id (display only).
+        pid: u32,
+    },
+    /// The producer evicted it, or released its durable reservation.
+    Evicted,
+}
+
+impl std::fmt::Display for UpstreamEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamEnd::Left => f.write_str("it left the ring"),
+            UpstreamEnd::Died { pid } => write!(f, "its process (pid {pid}) died"),
+            UpstreamEnd::Evicted => f.write_str("the producer evicted it"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -100,8 +100,10 @@ on_supported_platforms! {
     pub mod protocol;
     mod registry;
     pub mod required;
+    pub mod processor;
     mod ring;
     pub mod segment;
+    pub mod untethered;
     pub mod wait;
 
     #[doc(hidden)]
@@ -121,8 +123,10 @@ on_supported_platforms! {
     pub use disruptor_mp_derive::RingEvent;
     pub use error::{
         AttachError, ConsumeError, CreateError, EventSummary, NameError, PathRefusal, PublishError,
-        TypeMismatch, WaitForConsumersError,
+        TypeMismatch, UpstreamEnd, WaitForConsumersError,
     };
+    pub use processor::{EventProcessor, ProcessorBuilder, ProcessorExit, SpawnError};
+    pub use untethered::{UntetheredConsumer, UntetheredConsumerBuilder};
     pub use event::RingEvent;
     pub use name::portable_shm_segment_name;
     pub use producer::{

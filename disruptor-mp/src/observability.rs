@@ -189,6 +189,9 @@ pub enum ConsumerState {
     Evicted,
     /// A durable named slot waiting for its consumer to come back.
     Reserved,
+    /// An untethered consumer (see [`untethered`](crate::untethered)): reading without gating the
+    /// producer; its cursor is where it last read.
+    Untethered,
     /// A state this build does not know (a newer writer, or corruption), with its raw value.
     Unknown(u32),
 }
@@ -203,6 +206,7 @@ impl ConsumerState {
             slot_state::EVICTING => ConsumerState::Evicting,
             slot_state::EVICTED => ConsumerState::Evicted,
             slot_state::RESERVED => ConsumerState::Reserved,
+            slot_state::UNTETHERED => ConsumerState::Untethered,
             other => ConsumerState::Unknown(other),
         })
     }

@@ -59,6 +59,41 @@
 //! [`wait`](crate::wait) module. Every sleep is bounded by the liveness interval, so a sleeping endpoint
 //! still notices a dead peer on time.
 //!
+//! # Pipelines: consumers behind consumers
+//!
+//! A consumer built with [`after`](crate::ConsumerBuilder::after) is a pipeline stage: it reads sequence
+//! `s` only once `s` is published *and* every upstream stage's cursor is above `s`. It finds its upstream
+//! stages by id in the table when it attaches and remembers each one's slot (and, for an anonymous stage,
+//! the slot's generation). Whenever its cached bound is used up it loads the published count and each
+//! upstream cursor (acquire: the upstream's reads of those slots happened before, and the producer cannot
+//! overwrite what the upstream has not released, since the upstream gates it), then the upstream slot's
+//! ownership word. A consumer that takes over a slot stores its first cursor only after it has claimed
+//! the slot (with `Release`), so a cursor read from a slot that has changed hands is always caught by the
+//! ownership word read after it, and never trusted.
+//!
+//! Every stage gates the producer itself; a dependent's cursor trails its upstream stages', so the gate is
+//! set by the last stages anyway (the others add one cursor load per gate refresh). A stage starts no
+//! earlier than its upstream stages' cursors when it joins: it cannot know which older events they saw.
+//!
+//! An anonymous upstream stage that leaves, dies (found by its liveness lock on the dependent's cold
+//! path) or is evicted ends the dependent with
+//! [`ConsumeError::UpstreamGone`](crate::ConsumeError::UpstreamGone), once the dependent has read
+//! everything the stage committed. A durable upstream stage (reserved by name) is followed as the
+//! reservation: its consumer may die and come back, resuming at its cursor, and the dependent waits for it
+//! as the producer does; only the reservation's release ends the dependent.
+//!
+//! A stage that has caught up with its upstream stages but not with the producer sleeps (with `Blocking`)
+//! on the commit line, the one a producer waiting for room sleeps on: a bit of its sleeper word says
+//! dependents sleep, and every commit, which already loads that word for the producer, wakes them too.
+//!
+//! # Untethered consumers
+//!
+//! An [untethered](crate::untethered) consumer holds a table slot in state UNTETHERED, which does not
+//! gate the producer. It copies each event out and validates the copy against the producer's horizon:
+//! the slot of `s` is rewritten only by `s + capacity`, which the producer writes only after announcing
+//! a horizon above it, before a fence. The [`untethered`](crate::untethered) module has the argument and
+//! its cost. Its cursor in the table is informational (where it last read), for inspection.
+//!
 //! # Slot states
 //!
 //! A consumer slot's state and generation share one 64-bit ownership word, and every change is a
@@ -70,9 +105,11 @@
 //!                                           │
 //!                                           └─policy──▶ EVICTING ──consumer acks──▶ EVICTED ──▶ FREE
 //! RESERVED (durable, named, no live owner) ──owner attaches──▶ ACTIVE ──leave / owner dead──▶ RESERVED
+//! FREE ──claim──▶ CLAIMED ──▶ UNTETHERED ──leave / owner dead──▶ FREE
+//!                                 └─policy──▶ EVICTED ──▶ FREE
 //! ```
 //!
-//! JOINING, ACTIVE, EVICTING and RESERVED gate the producer.
+//! JOINING, ACTIVE, EVICTING and RESERVED gate the producer; UNTETHERED does not.
 //!
 //! # Who is alive
 //!

@@ -38,7 +38,7 @@
 
 use crate::backend::liveness::ProcessStamp;
 use crate::consumer::StartPosition;
-use crate::error::AttachError;
+use crate::error::{AttachError, UpstreamEnd};
 use crate::segment::{
     now_unix_ns, slot_flags, slot_state, Endpoint, Ownership, Segment, MAX_CONSUMER_ID_LEN,
 };
@@ -300,7 +300,10 @@ fn live_holder_of(segment: &Segment, id: &str, own: usize) -> Option<u32> {
         let state = slot_ownership(segment, i).state;
         let established = matches!(
             state,
-            slot_state::JOINING | slot_state::ACTIVE | slot_state::EVICTING
+            slot_state::JOINING
+                | slot_state::ACTIVE
+                | slot_state::EVICTING
+                | slot_state::UNTETHERED
         );
         let earlier_claim = state == slot_state::CLAIMED && i < own;
         ((established || earlier_claim)
@@ -329,7 +332,7 @@ fn bump_membership(segment: &Segment) {
         .changes
         .fetch_add(1, Ordering::SeqCst);
     fence(Ordering::SeqCst);
-    segment.wake_producer_if_sleeping();
+    segment.wake_commit_sleepers();
 }
 
 /// Frees the slots of consumers whose process died: an anonymous slot becomes FREE (the producer stops
@@ -377,12 +380,14 @@ pub(crate) fn dead_consumers_evicted(segment: &Segment) -> u64 {
 }
 
 /// Makes a claimed slot gate the producer and returns the first sequence the consumer will read, chosen
-/// by `start` (see the module docs for why it is never lapped). A durable slot resumes at its cursor
-/// whatever `start` says. On an error the slot is still claimed: the caller [`leave`]s it.
+/// by `start` (see the module docs for why it is never lapped) and never below where its `upstreams` are
+/// (a dependent cannot know which older events they saw). A durable slot resumes at its cursor whatever
+/// `start` says. On an error the slot is still claimed: the caller [`leave`]s it.
 pub(crate) fn join(
     segment: &Segment,
     claim: SlotClaim,
     start: StartPosition,
+    upstreams: &[UpstreamStage],
 ) -> Result<u64, AttachError> {
     if claim.durable {
         // A durable slot gated at its cursor all along: resume exactly after the last committed event.
@@ -404,11 +409,24 @@ pub(crate) fn join(
     begin_join(segment, claim, provisional);
     // SeqCst fence: pairs with the producer's fence in each gate refresh (see the module docs).
     fence(Ordering::SeqCst);
+    // Upstream cursors only grow: a floor read after the fence is still a floor when reading starts.
+    let mut upstream_floor = 0;
+    for upstream in upstreams {
+        match upstream.progress(segment) {
+            UpstreamProgress::Running { cursor } => upstream_floor = upstream_floor.max(cursor),
+            UpstreamProgress::Stopped { .. } | UpstreamProgress::Replaced => {
+                return Err(AttachError::UpstreamNotFound {
+                    name: segment.name().to_string(),
+                    id: upstream.id.clone(),
+                })
+            }
+        }
+    }
     let first = match start {
-        StartPosition::Latest => published_count(segment),
-        StartPosition::Earliest => oldest_protected(segment, provisional),
+        StartPosition::Latest => published_count(segment).max(upstream_floor),
+        StartPosition::Earliest => oldest_protected(segment, provisional).max(upstream_floor),
         StartPosition::Sequence(requested) => {
-            let oldest = oldest_protected(segment, provisional);
+            let oldest = oldest_protected(segment, provisional).max(upstream_floor);
             if requested < oldest {
                 return Err(not_held(
                     segment,
@@ -422,6 +440,158 @@ pub(crate) fn join(
     };
     finish_join(segment, claim, first);
     Ok(first)
+}
+
+/// Makes a claimed slot an untethered reader, which never gates the producer, and returns the first
+/// sequence it will read, chosen by `start`. No handshake with the producer is needed: every copy the
+/// reader makes is validated against the producer's horizon (see `crate::untethered`), so a start the
+/// producer overwrites meanwhile is reported as lapped, never read torn. The membership bump makes the
+/// producer announce its horizon in finer steps from its next gate refresh on.
+pub(crate) fn join_untethered(
+    segment: &Segment,
+    claim: SlotClaim,
+    start: StartPosition,
+) -> Result<u64, AttachError> {
+    let capacity = segment.geometry().capacity;
+    let horizon = segment
+        .producer_region()
+        .membership
+        .0
+        .horizon
+        .load(Ordering::Acquire);
+    let published = published_count(segment);
+    let mut oldest = published.saturating_sub(capacity);
+    if !segment.is_closed() {
+        oldest = oldest.max(horizon.saturating_sub(capacity)).min(published);
+    }
+    let first = match start {
+        StartPosition::Latest => published,
+        StartPosition::Earliest => oldest,
+        StartPosition::Sequence(requested) if requested < oldest || requested > published => {
+            return Err(not_held(segment, requested, oldest, published));
+        }
+        StartPosition::Sequence(requested) => requested,
+    };
+    let slot = segment.consumer_slot(claim.index);
+    slot.cursor.0.store(first, Ordering::Relaxed);
+    let reading = Ownership {
+        state: slot_state::UNTETHERED,
+        generation: claim.generation,
+    };
+    slot.ownership.store(reading.pack(), Ordering::Release);
+    bump_membership(segment);
+    Ok(first)
+}
+
+/// A consumer that a dependent consumer follows (see
+/// [`ConsumerBuilder::after`](crate::ConsumerBuilder::after)): the slot it holds, and how the dependent
+/// recognizes it there.
+///
+/// An anonymous stage is followed as one owner of its slot (index and generation): its leaving, death or
+/// eviction ends the dependent. A durable stage (a slot reserved by name) is followed as the reservation:
+/// every consumer that takes it resumes at its cursor, so the dependent keeps following it across restarts
+/// and waits while it is down, as the producer does; only the reservation's release ends the dependent.
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamStage {
+    pub(crate) id: String,
+    index: usize,
+    generation: u32,
+    durable: bool,
+}
+
+/// One look at an upstream stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamProgress {
+    /// The stage runs (or, durable, is reserved and expected back): it has committed everything below
+    /// `cursor`.
+    Running { cursor: u64 },
+    /// The stage stopped after committing everything below `cursor`.
+    Stopped { cursor: u64, reason: UpstreamEnd },
+    /// The slot belongs to another consumer now: its cursor says nothing about the stage.
+    Replaced,
+}
+
+impl UpstreamStage {
+    /// The stage named `id`, once it is attached (or, durable, reserved): `None` while it is not. Never
+    /// the slot `own`.
+    pub(crate) fn find(segment: &Segment, id: &str, own: usize) -> Option<UpstreamStage> {
+        (0..segment.geometry().consumer_slots as usize).find_map(|index| {
+            if index == own || slot_id(segment, index) != id {
+                return None;
+            }
+            let ownership = slot_ownership(segment, index);
+            let durable = is_durable(segment, index);
+            let established = if durable {
+                matches!(
+                    ownership.state,
+                    slot_state::RESERVED | slot_state::ACTIVE | slot_state::EVICTING
+                )
+            } else {
+                ownership.state == slot_state::ACTIVE
+            };
+            established.then(|| UpstreamStage {
+                id: id.to_string(),
+                index,
+                generation: ownership.generation,
+                durable,
+            })
+        })
+    }
+
+    /// How far the stage has got, and whether it still runs. Two loads on the stage's slot and, for a
+    /// durable stage, a third on its identity line (which changes only when the slot changes hands).
+    #[inline]
+    pub(crate) fn progress(&self, segment: &Segment) -> UpstreamProgress {
+        let slot = segment.consumer_slot(self.index);
+        // Acquire, before the ownership word: a new owner stores a cursor (with Release) only after it
+        // has claimed the slot, so if this load saw a new owner's cursor, the loads below see the claim.
+        let cursor = slot.cursor.0.load(Ordering::Acquire);
+        let ownership = slot_ownership(segment, self.index);
+        if self.durable {
+            // A claimer clears the durable flag before it takes the slot.
+            if slot.flags.load(Ordering::Acquire) & slot_flags::DURABLE == 0 {
+                return UpstreamProgress::Replaced;
+            }
+            match ownership.state {
+                slot_state::RESERVED | slot_state::ACTIVE | slot_state::EVICTING => {
+                    UpstreamProgress::Running { cursor }
+                }
+                slot_state::FREE | slot_state::EVICTED => UpstreamProgress::Stopped {
+                    cursor,
+                    reason: UpstreamEnd::Evicted,
+                },
+                _ => UpstreamProgress::Replaced,
+            }
+        } else if ownership.generation != self.generation {
+            UpstreamProgress::Replaced
+        } else {
+            match ownership.state {
+                slot_state::ACTIVE | slot_state::EVICTING => UpstreamProgress::Running { cursor },
+                slot_state::EVICTED => UpstreamProgress::Stopped {
+                    cursor,
+                    reason: UpstreamEnd::Evicted,
+                },
+                _ => UpstreamProgress::Stopped {
+                    cursor,
+                    reason: UpstreamEnd::Left,
+                },
+            }
+        }
+    }
+
+    /// The pid of the stage's process if it died while attached (an anonymous stage; a durable one is
+    /// expected back). A system call: cold paths only.
+    pub(crate) fn died(&self, segment: &Segment) -> Option<u32> {
+        if self.durable {
+            return None;
+        }
+        let ownership = slot_ownership(segment, self.index);
+        let endpoint = Endpoint::Consumer(self.index);
+        (ownership.generation == self.generation
+            && slot_state::has_owner(ownership.state)
+            && !segment.is_alive(endpoint))
+        .then(|| segment.stamp(endpoint).pid)
+    }
 }
 
 fn published_count(segment: &Segment) -> u64 {
@@ -467,7 +637,9 @@ fn begin_join(segment: &Segment, claim: SlotClaim, provisional: u64) {
         state: slot_state::JOINING,
         generation: claim.generation,
     };
-    slot.cursor.0.store(provisional, Ordering::Relaxed);
+    // Release: a dependent consumer that reads this cursor while it still follows the slot's previous
+    // owner then sees our claim of the slot too (see `UpstreamStage::progress`).
+    slot.cursor.0.store(provisional, Ordering::Release);
     // SeqCst (a release, among others): the producer that sees JOINING sees the provisional cursor.
     slot.ownership.store(joining.pack(), Ordering::SeqCst);
     bump_membership(segment);
@@ -580,11 +752,13 @@ pub(crate) fn evict(segment: &Segment, index: usize) -> Eviction {
             slot_state::ACTIVE | slot_state::JOINING if alive => {
                 current.with_state(slot_state::EVICTING)
             }
+            // An untethered reader does not gate: nothing to wait for. It notices at its next read.
+            slot_state::UNTETHERED if alive => current.with_state(slot_state::EVICTED),
             _ => current.with_state(slot_state::FREE),
         };
         if swap(segment, index, current, next) {
-            if next.state == slot_state::EVICTING {
-                // Release: a consumer that sees the bump sees its slot EVICTING.
+            if matches!(next.state, slot_state::EVICTING | slot_state::EVICTED) {
+                // Release: a consumer that sees the bump sees its slot EVICTING (or EVICTED).
                 segment
                     .producer_region()
                     .published
@@ -596,10 +770,10 @@ pub(crate) fn evict(segment: &Segment, index: usize) -> Eviction {
                 segment.wake_consumers_if_sleeping();
             }
             bump_membership(segment);
-            return if next.state == slot_state::FREE {
-                Eviction::Done
-            } else {
+            return if next.state == slot_state::EVICTING {
                 Eviction::Pending
+            } else {
+                Eviction::Done
             };
         }
     }
@@ -640,6 +814,9 @@ pub(crate) fn active_count(segment: &Segment) -> usize {
 pub(crate) struct GatingSet {
     membership_seen: u64,
     active: Vec<usize>,
+    /// Whether an untethered reader was in the table at the last rescan: then gates are capped at
+    /// [`untethered_step`] ahead, so that the horizon stays close enough behind for it to validate reads.
+    untethered: bool,
     /// The highest gate announced in the segment's horizon word (mirrors it: only the producer writes it).
     horizon: u64,
 }
@@ -650,18 +827,27 @@ impl GatingSet {
         GatingSet {
             membership_seen: u64::MAX,
             active: Vec::new(),
+            untethered: false,
             horizon: 0,
         }
     }
 
     /// The producer's new gate: the lowest cursor among gating consumers (or `own_position` when none
-    /// gates) plus `capacity`. Must be called after the producer's last `published` store.
+    /// gates) plus `capacity`; while untethered readers are attached, at most [`untethered_step`] past
+    /// `own_position`, or `wanted_end` if that is further (so that a batch of any size can still fit). Must
+    /// be called after the producer's last `published` store.
     ///
     /// The gate is computed over the table as of the membership counter, announced in the horizon word
     /// (when it is the highest so far) before the fence, and the counter read again after it; if the table
     /// changed, all of it again. So the gate returned was announced before a fence after which the table
     /// was seen unchanged. See the module docs for what joiners conclude from that.
-    pub(crate) fn gate(&mut self, segment: &Segment, own_position: u64, capacity: u64) -> u64 {
+    pub(crate) fn gate(
+        &mut self,
+        segment: &Segment,
+        own_position: u64,
+        wanted_end: u64,
+        capacity: u64,
+    ) -> u64 {
         let membership = &segment.producer_region().membership.0;
         let mut changes = membership.changes.load(Ordering::Acquire);
         loop {
@@ -669,8 +855,13 @@ impl GatingSet {
                 self.membership_seen = changes;
                 self.active.clear();
                 self.active.extend(gating_slots(segment));
+                self.untethered = (0..segment.geometry().consumer_slots as usize)
+                    .any(|i| slot_ownership(segment, i).state == slot_state::UNTETHERED);
             }
-            let gate = self.min_cursor(segment, own_position) + capacity;
+            let mut gate = self.min_cursor(segment, own_position) + capacity;
+            if self.untethered {
+                gate = gate.min((own_position + untethered_step(capacity)).max(wanted_end));
+            }
             if gate > self.horizon {
                 self.horizon = gate;
                 // Relaxed: ordered before the joiner's load by the fence below and the joiner's own fence.
@@ -692,6 +883,14 @@ impl GatingSet {
             .map(|&i| segment.consumer_slot(i).cursor.0.load(Ordering::Acquire))
             .fold(own_position, u64::min)
     }
+}
+
+/// How far past its position the producer may write, at most, between two announcements of its horizon
+/// while untethered readers are attached: a quarter of the ring. An untethered reader can then validate
+/// any event within three quarters of a ring of the newest, and the producer pays one more gate refresh
+/// (a fence and a look at the gating cursors) every quarter ring instead of about once a ring.
+pub(crate) fn untethered_step(capacity: u64) -> u64 {
+    (capacity / 4).max(1)
 }
 
 #[cfg(test)]
@@ -735,12 +934,12 @@ mod tests {
     fn leaving_with_a_stale_generation_leaves_the_new_owner_alone() {
         let segment = segment("stale-leave");
         let first = claim_slot(&segment, "a").unwrap();
-        join(&segment, first, StartPosition::Latest).unwrap();
+        join(&segment, first, StartPosition::Latest, &[]).unwrap();
         leave(&segment, first);
         let second = claim_slot(&segment, "b").unwrap();
         assert_eq!(second.index, first.index);
         assert_ne!(second.generation, first.generation);
-        join(&segment, second, StartPosition::Latest).unwrap();
+        join(&segment, second, StartPosition::Latest, &[]).unwrap();
         leave(&segment, first); // a stale copy of the first consumer
         assert_eq!(active_count(&segment), 1);
     }
@@ -875,7 +1074,10 @@ mod tests {
         .unwrap();
         drop(producer);
         let claim = claim_slot(&segment, "").unwrap();
-        assert_eq!(join(&segment, claim, StartPosition::Earliest).unwrap(), 12);
+        assert_eq!(
+            join(&segment, claim, StartPosition::Earliest, &[]).unwrap(),
+            12
+        );
         leave(&segment, claim);
     }
 }

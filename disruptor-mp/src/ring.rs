@@ -10,11 +10,12 @@
 
 use crate::backend::wake::FencePair;
 use crate::consumer::StartPosition;
-use crate::error::AttachError;
+use crate::error::{AttachError, ConsumeError, UpstreamEnd};
 use crate::event::RingEvent;
-use crate::registry::{self, GatingSet, SlotClaim};
+use crate::registry::{self, GatingSet, SlotClaim, UpstreamProgress, UpstreamStage};
 use crate::segment::{
-    add, slot_state, ConsumerSlot, Endpoint, Ownership, ProducerCounters, PublishedLine, Segment,
+    add, commit_sleepers, slot_state, ConsumerSlot, Endpoint, Ownership, ProducerCounters,
+    PublishedLine, Segment,
 };
 use crate::wait;
 use std::marker::PhantomData;
@@ -157,7 +158,9 @@ impl<E: RingEvent> ProducerRing<E> {
 
     /// Recomputes the gate from the consumers' cursors; whether sequences below `end` may be written.
     fn refresh_gate(&mut self, end: u64) -> bool {
-        self.gate = self.gating.gate(&self.segment, self.next, self.capacity);
+        self.gate = self
+            .gating
+            .gate(&self.segment, self.next, end, self.capacity);
         end <= self.gate
     }
 
@@ -166,7 +169,12 @@ impl<E: RingEvent> ProducerRing<E> {
     #[cold]
     pub(crate) fn sleep_for_room(&mut self, count: u64, bound: Duration) {
         let line = &self.segment.producer_region().producer_wait.0;
-        let ticket = wait::announce_sleep(&line.sleeping, &line.wake, self.fences);
+        let ticket = wait::announce_sleep(
+            &line.sleeping,
+            commit_sleepers::PRODUCER,
+            &line.wake,
+            self.fences,
+        );
         add(&self.counters().sleeps, 1);
         // The re-check after the fence: a commit the waker made before it saw the flag is seen here.
         if !self.refresh_gate(self.next + count) {
@@ -256,53 +264,35 @@ impl<E: RingEvent> ProducerRing<E> {
     }
 }
 
-/// The consumer's side of the protocol. Owns the segment mapping and its table slot.
+/// What every reader of a ring holds, tethered or untethered: the mapping, its table slot, and why it
+/// stopped reading, once it has. Dropping it gives the slot up.
 #[derive(Debug)]
-pub(crate) struct ConsumerRing<E> {
+pub(crate) struct ReaderSlot {
     segment: Segment,
-    slots: Slots<E>,
     claim: SlotClaim,
+    /// The state the slot holds while this reader owns it: ACTIVE, or UNTETHERED.
+    reading_state: u32,
     /// The process that joined; a child that inherited a copy through `fork` is not it.
     owner_pid: u32,
-    /// Set once we acknowledged an eviction: nothing is readable any more.
-    evicted: bool,
+    /// Why reading ended for good (evicted, or an upstream stage gone), once it has.
+    ended: Option<ConsumeError>,
     /// The eviction notice count last seen on the published line.
     evictions_seen: u64,
-    /// Next sequence to read (= the cursor once committed).
-    next: u64,
-    /// Cached `published`: sequences below it are readable.
-    available: u64,
     /// The sleep/wake handshake's fences (see [`crate::wait`]).
     fences: FencePair,
 }
 
-impl<E: RingEvent> ConsumerRing<E> {
-    /// Joins the producer through the claimed table slot, starting where `start` says; on an error the
-    /// slot is given up again.
-    pub(crate) fn join(
-        segment: Segment,
-        claim: SlotClaim,
-        start: StartPosition,
-    ) -> Result<ConsumerRing<E>, AttachError> {
-        let slots = Slots::new(&segment);
-        let start = match registry::join(&segment, claim, start) {
-            Ok(start) => start,
-            Err(error) => {
-                registry::leave(&segment, claim);
-                return Err(error);
-            }
-        };
-        Ok(ConsumerRing {
+impl ReaderSlot {
+    fn new(segment: Segment, claim: SlotClaim, reading_state: u32) -> ReaderSlot {
+        ReaderSlot {
             segment,
-            slots,
             claim,
+            reading_state,
             owner_pid: std::process::id(),
-            evicted: false,
+            ended: None,
             evictions_seen: 0,
-            next: start,
-            available: start,
             fences: FencePair::get(),
-        })
+        }
     }
 
     /// The segment.
@@ -310,9 +300,192 @@ impl<E: RingEvent> ConsumerRing<E> {
         &self.segment
     }
 
-    /// This consumer's index in the table.
+    /// This reader's index in the table.
     pub(crate) fn slot_index(&self) -> usize {
         self.claim.index
+    }
+
+    #[inline(always)]
+    fn published_line(&self) -> &PublishedLine {
+        &self.segment.producer_region().published.0
+    }
+
+    /// The published count, or `None` once reading has ended. Looks at the eviction notice first: the word
+    /// is on the line loaded anyway; only when it moved does the reader look at its own slot.
+    #[inline(always)]
+    fn load_published(&mut self) -> Option<u64> {
+        // Acquire: pairs with the producer's Release bump after marking a slot EVICTING.
+        let evictions = self.published_line().evictions.load(Ordering::Acquire);
+        if (evictions != self.evictions_seen || self.ended.is_some()) && self.notice_eviction() {
+            return None;
+        }
+        // Acquire: pairs with the producer's Release store; the slots below are now visible.
+        Some(self.published_line().count.load(Ordering::Acquire))
+    }
+
+    /// Looks at our own slot after an eviction notice; returns whether reading has ended. If the producer
+    /// is evicting this reader (or took its slot), it stops reading for good, acknowledging so that the
+    /// producer stops gating. While the slot is ours and ACTIVE, or EVICTING until we acknowledge, the
+    /// producer gates on our cursor, so nothing we were handed can have been overwritten.
+    #[cold]
+    fn notice_eviction(&mut self) -> bool {
+        if self.ended.is_none() {
+            self.evictions_seen = self.published_line().evictions.load(Ordering::Acquire);
+            let ours = Ownership {
+                state: self.reading_state,
+                generation: self.claim.generation,
+            };
+            let ownership = self.own_slot().ownership.load(Ordering::Acquire);
+            if ownership != ours.pack() {
+                self.ended = Some(ConsumeError::Evicted);
+                registry::acknowledge_eviction(&self.segment, self.claim);
+            }
+        }
+        self.ended.is_some()
+    }
+
+    /// Ends reading for good with `why`, unless it has ended already.
+    #[cold]
+    fn end(&mut self, why: ConsumeError) {
+        self.ended.get_or_insert(why);
+    }
+
+    /// Why reading ended for good, once it has.
+    pub(crate) fn ended(&self) -> Option<&ConsumeError> {
+        self.ended.as_ref()
+    }
+
+    /// This reader's entry in the table.
+    fn own_slot(&self) -> &ConsumerSlot {
+        self.segment.consumer_slot(self.claim.index)
+    }
+
+    /// Records this reader's empty polls so far and adds time spent waiting for events (cold paths: a
+    /// liveness check, the end of a blocking read).
+    pub(crate) fn record_idle(&self, empty_polls: u64, waited: Duration) {
+        let slot = self.own_slot();
+        slot.empty_polls.store(empty_polls, Ordering::Relaxed);
+        add(&slot.wait_ns, waited.as_nanos() as u64);
+    }
+
+    /// The producer's pid if it died without closing the ring. A system call: cold paths only. Poll again
+    /// after a `Some` before concluding the ring is drained: the kernel's release of the dead producer's
+    /// lock happens after its last store of `published`.
+    pub(crate) fn producer_gone(&self) -> Option<u32> {
+        (!self.segment.is_closed() && !self.segment.is_alive(Endpoint::Producer))
+            .then(|| self.segment.stamp(Endpoint::Producer).pid)
+    }
+
+    /// Whether reading may have ended for good: ended, or the closed flag set (a relaxed look, for the
+    /// hot empty-poll path; the endpoint decides with [`Reader::caught_up`] and the acquire load of
+    /// [`Segment::is_closed`]).
+    #[inline(always)]
+    pub(crate) fn may_have_ended(&self) -> bool {
+        self.ended.is_some()
+            || self
+                .segment
+                .producer_region()
+                .closed
+                .0
+                .load(Ordering::Relaxed)
+                != 0
+    }
+
+    /// Sleeps until the producer wakes consumers or `bound` passes, unless something to read or to notice
+    /// (an event at or after `next`, the ring closed, an eviction) arrived by then: the consumer's half of
+    /// the handshake in [`crate::wait`].
+    #[cold]
+    fn sleep_for_events(&self, next: u64, bound: Duration) {
+        let line = self.published_line();
+        let ticket = wait::announce_sleep(
+            &line.consumers_sleeping,
+            wait::SLEEPING,
+            &line.consumer_wake,
+            self.fences,
+        );
+        add(&self.own_slot().sleeps, 1);
+        // The re-check after the fence: whatever the producer stored before it looked at the flag is
+        // seen here.
+        let nothing_new = line.count.load(Ordering::Acquire) <= next
+            && line.evictions.load(Ordering::Acquire) == self.evictions_seen
+            && !self.segment.is_closed();
+        if nothing_new {
+            ticket.sleep(&line.consumer_wake, bound);
+        }
+    }
+
+    /// Whether every event published so far lies before `next` (a fresh acquire load).
+    fn caught_up(&self, next: u64) -> bool {
+        self.published_line().count.load(Ordering::Acquire) <= next
+    }
+}
+
+impl Drop for ReaderSlot {
+    fn drop(&mut self) {
+        // A child that inherited this reader through `fork` only unmaps its copy: the slot is the parent's.
+        if std::process::id() == self.owner_pid {
+            registry::leave(&self.segment, self.claim);
+        }
+    }
+}
+
+/// What the endpoints' waiting and liveness logic needs from a ring reader (see `consumer`).
+pub(crate) trait Reader {
+    /// Number of events readable now (may load `published`).
+    fn poll(&mut self) -> u64;
+    /// The reader's slot.
+    fn slot(&self) -> &ReaderSlot;
+    /// Sleeps until woken or `bound` passes, unless something arrived meanwhile.
+    fn sleep_for_events(&mut self, bound: Duration);
+    /// Whether every event published so far has been read (a fresh look at `published`).
+    fn caught_up(&self) -> bool;
+    /// Checks the peers this reader depends on, besides the producer (a system call per peer: cold paths
+    /// only); a peer found gone ends reading with the reason.
+    fn check_peers(&mut self) {}
+}
+
+/// The consumer's side of the protocol. Owns the segment mapping and its table slot.
+#[derive(Debug)]
+pub(crate) struct ConsumerRing<E> {
+    reader: ReaderSlot,
+    slots: Slots<E>,
+    /// The consumers this one reads behind (a pipeline stage); empty for an ordinary consumer.
+    upstreams: Vec<UpstreamStage>,
+    /// Next sequence to read (= the cursor once committed).
+    next: u64,
+    /// Sequences below it are readable: published, and committed by every upstream stage.
+    available: u64,
+}
+
+impl<E: RingEvent> ConsumerRing<E> {
+    /// Joins the producer through the claimed table slot, starting where `start` says and reading only
+    /// what every one of `upstreams` has committed; on an error the slot is given up again.
+    pub(crate) fn join(
+        segment: Segment,
+        claim: SlotClaim,
+        start: StartPosition,
+        upstreams: Vec<UpstreamStage>,
+    ) -> Result<ConsumerRing<E>, AttachError> {
+        let slots = Slots::new(&segment);
+        let start = match registry::join(&segment, claim, start, &upstreams) {
+            Ok(start) => start,
+            Err(error) => {
+                registry::leave(&segment, claim);
+                return Err(error);
+            }
+        };
+        Ok(ConsumerRing {
+            reader: ReaderSlot::new(segment, claim, slot_state::ACTIVE),
+            slots,
+            upstreams,
+            next: start,
+            available: start,
+        })
+    }
+
+    /// The segment.
+    pub(crate) fn segment(&self) -> &Segment {
+        self.reader.segment()
     }
 
     /// Sequence of the next event to read.
@@ -320,30 +493,67 @@ impl<E: RingEvent> ConsumerRing<E> {
         self.next
     }
 
+    /// The ids of the consumers this one reads behind.
+    pub(crate) fn upstream_ids(&self) -> impl Iterator<Item = &str> {
+        self.upstreams.iter().map(|upstream| upstream.id.as_str())
+    }
+
     /// Number of events readable now, loading `published` only when the cached value is used up.
     #[inline(always)]
     pub(crate) fn poll(&mut self) -> u64 {
         if self.next == self.available {
-            // Acquire: pairs with the producer's Release bump after marking a slot EVICTING. The word is
-            // on the line loaded just below anyway; only when it moved do we look at our own slot.
-            let evictions = self.published_line().evictions.load(Ordering::Acquire);
-            if (evictions != self.evictions_seen || self.evicted) && self.notice_eviction() {
+            let Some(published) = self.reader.load_published() else {
                 return 0;
-            }
-            // Acquire: pairs with the producer's Release store; the slots below are now visible.
-            let published = self.published_line().count.load(Ordering::Acquire);
+            };
             // Stored only when it moved: an empty poll of a spinning consumer then writes nothing, which
             // keeps its loop short when the producer's store finally lands.
             if published > self.next {
-                self.available = published;
+                let limit = if self.upstreams.is_empty() {
+                    published
+                } else {
+                    self.upstream_limit(published)
+                };
+                if limit > self.next {
+                    self.available = limit;
+                }
             }
         }
         self.available - self.next
     }
 
-    #[inline(always)]
-    fn published_line(&self) -> &PublishedLine {
-        &self.segment.producer_region().published.0
+    /// The end of what is readable for a pipeline stage: `published`, and no further than any upstream
+    /// stage has committed. Ends reading once an upstream stage that stopped has nothing more for us (or
+    /// its slot has changed hands).
+    #[inline]
+    fn upstream_limit(&mut self, published: u64) -> u64 {
+        let mut limit = published;
+        let mut stopped = None;
+        for upstream in &self.upstreams {
+            match upstream.progress(self.reader.segment()) {
+                UpstreamProgress::Running { cursor } => limit = limit.min(cursor),
+                UpstreamProgress::Stopped { cursor, reason } => {
+                    limit = limit.min(cursor);
+                    // Over once we have read everything it committed (other stages may still limit us
+                    // further).
+                    if cursor <= self.next {
+                        stopped.get_or_insert((upstream, reason));
+                    }
+                }
+                // Its cursor belongs to another consumer now: nothing beyond what we already had.
+                UpstreamProgress::Replaced => {
+                    limit = self.next;
+                    stopped.get_or_insert((upstream, UpstreamEnd::Left));
+                }
+            }
+        }
+        if let Some((upstream, reason)) = stopped {
+            let why = ConsumeError::UpstreamGone {
+                id: upstream.id.clone(),
+                reason,
+            };
+            self.reader.end(why);
+        }
+        limit
     }
 
     /// The event at `sequence`, which must be readable: `next <= sequence < available`.
@@ -361,125 +571,234 @@ impl<E: RingEvent> ConsumerRing<E> {
     }
 
     /// Marks `count` more events consumed and release-stores the cursor, letting the producer reuse
-    /// their slots.
+    /// their slots and dependent stages read them; then wakes whoever sleeps waiting for a commit.
     #[inline(always)]
     pub(crate) fn commit(&mut self, count: u64) {
         debug_assert!(self.next + count <= self.available);
         self.next += count;
         // Release: our reads of the slots happen-before the producer's Acquire load of this cursor.
-        self.segment
-            .consumer_slot(self.claim.index)
+        self.reader
+            .own_slot()
             .cursor
             .0
             .store(self.next, Ordering::Release);
-        self.fences.light();
-        self.segment.wake_producer_if_sleeping();
-    }
-
-    /// Sleeps until the producer wakes consumers or `bound` passes, unless something to read or to notice
-    /// (an event, the ring closed, an eviction) arrived by then: the consumer's half of the handshake in
-    /// [`crate::wait`].
-    #[cold]
-    pub(crate) fn sleep_for_events(&self, bound: Duration) {
-        let line = self.published_line();
-        let ticket =
-            wait::announce_sleep(&line.consumers_sleeping, &line.consumer_wake, self.fences);
-        add(&self.own_slot().sleeps, 1);
-        // The re-check after the fence: whatever the producer stored before it looked at the flag is
-        // seen here.
-        let nothing_new = line.count.load(Ordering::Acquire) <= self.next
-            && line.evictions.load(Ordering::Acquire) == self.evictions_seen
-            && !self.segment.is_closed();
-        if nothing_new {
-            ticket.sleep(&line.consumer_wake, bound);
-        }
-    }
-
-    /// Looks at our own slot after an eviction notice; returns whether this consumer is evicted. If the
-    /// producer is evicting us (or took our slot), stops reading for good, acknowledging so that the
-    /// producer stops gating. While the slot is ours and ACTIVE, or EVICTING until we acknowledge, the
-    /// producer gates on our cursor, so nothing we were handed can have been overwritten.
-    #[cold]
-    fn notice_eviction(&mut self) -> bool {
-        if !self.evicted {
-            self.evictions_seen = self.published_line().evictions.load(Ordering::Acquire);
-            let ours = Ownership {
-                state: slot_state::ACTIVE,
-                generation: self.claim.generation,
-            };
-            let ownership = self
-                .segment
-                .consumer_slot(self.claim.index)
-                .ownership
-                .load(Ordering::Acquire);
-            if ownership != ours.pack() {
-                self.evicted = true;
-                registry::acknowledge_eviction(&self.segment, self.claim);
-            }
-        }
-        self.evicted
-    }
-
-    /// This consumer's entry in the table.
-    fn own_slot(&self) -> &ConsumerSlot {
-        self.segment.consumer_slot(self.claim.index)
-    }
-
-    /// Records this consumer's empty polls so far and adds time spent waiting for events (cold paths: a
-    /// liveness check, the end of a blocking read).
-    pub(crate) fn record_idle(&self, empty_polls: u64, waited: Duration) {
-        let slot = self.own_slot();
-        slot.empty_polls.store(empty_polls, Ordering::Relaxed);
-        add(&slot.wait_ns, waited.as_nanos() as u64);
-    }
-
-    /// True once this consumer was evicted (see [`ConsumeError::Evicted`](crate::ConsumeError)).
-    pub(crate) fn is_evicted(&self) -> bool {
-        self.evicted
-    }
-
-    /// The producer's pid if it died without closing the ring. A system call: cold paths only. Poll again
-    /// after a `Some` before concluding the ring is drained: the kernel's release of the dead producer's lock
-    /// happens after its last store of `published`.
-    pub(crate) fn producer_gone(&self) -> Option<u32> {
-        (!self.segment.is_closed() && !self.segment.is_alive(Endpoint::Producer))
-            .then(|| self.segment.stamp(Endpoint::Producer).pid)
-    }
-
-    /// Whether reading may have ended for good: evicted, or the closed flag set (a relaxed look, for the
-    /// hot empty-poll path; [`is_drained_and_closed`](Self::is_drained_and_closed) decides).
-    #[inline(always)]
-    pub(crate) fn may_have_ended(&self) -> bool {
-        self.evicted
-            || self
-                .segment
-                .producer_region()
-                .closed
-                .0
-                .load(Ordering::Relaxed)
-                != 0
-    }
-
-    /// True once the producer closed the ring and every event it published has been read.
-    pub(crate) fn is_drained_and_closed(&mut self) -> bool {
-        let closed = self
-            .segment
-            .producer_region()
-            .closed
-            .0
-            .load(Ordering::Acquire)
-            != 0;
-        // The closed flag was stored after the last publish: poll again to see it.
-        closed && self.poll() == 0
+        self.reader.fences.light();
+        self.reader.segment.wake_commit_sleepers();
     }
 }
 
-impl<E> Drop for ConsumerRing<E> {
-    fn drop(&mut self) {
-        // A child that inherited this consumer through `fork` only unmaps its copy: the slot is the
-        // parent's.
-        if std::process::id() == self.owner_pid {
-            registry::leave(&self.segment, self.claim);
+impl<E: RingEvent> Reader for ConsumerRing<E> {
+    #[inline(always)]
+    fn poll(&mut self) -> u64 {
+        ConsumerRing::poll(self)
+    }
+
+    #[inline(always)]
+    fn slot(&self) -> &ReaderSlot {
+        &self.reader
+    }
+
+    /// A pipeline stage that has everything published but not yet committed upstream sleeps until a
+    /// consumer commits (the dependents' half of the handshake in [`crate::wait`], on the commit line);
+    /// any other consumer sleeps until the producer publishes.
+    #[cold]
+    fn sleep_for_events(&mut self, bound: Duration) {
+        let published = self.reader.published_line().count.load(Ordering::Acquire);
+        if self.upstreams.is_empty() || published <= self.next {
+            return self.reader.sleep_for_events(self.next, bound);
         }
+        let line = &self.reader.segment.producer_region().producer_wait.0;
+        let ticket = wait::announce_sleep(
+            &line.sleeping,
+            commit_sleepers::DEPENDENTS,
+            &line.dependent_wake,
+            self.reader.fences,
+        );
+        add(&self.reader.own_slot().sleeps, 1);
+        // The re-check after the fence: a commit made before its consumer looked at the flag is seen here.
+        let evictions_seen = self.reader.evictions_seen;
+        let nothing_new = self.upstream_limit(published) <= self.next
+            && self.reader.ended.is_none()
+            && self
+                .reader
+                .published_line()
+                .evictions
+                .load(Ordering::Acquire)
+                == evictions_seen;
+        if nothing_new {
+            let line = &self.reader.segment.producer_region().producer_wait.0;
+            ticket.sleep(&line.dependent_wake, bound);
+        }
+    }
+
+    fn caught_up(&self) -> bool {
+        self.reader.caught_up(self.next)
+    }
+
+    /// Ends reading when an anonymous upstream stage's process died and everything it committed has been
+    /// read.
+    fn check_peers(&mut self) {
+        for upstream in &self.upstreams {
+            let Some(pid) = upstream.died(self.reader.segment()) else {
+                continue;
+            };
+            let committed = match upstream.progress(self.reader.segment()) {
+                UpstreamProgress::Running { cursor } | UpstreamProgress::Stopped { cursor, .. } => {
+                    cursor
+                }
+                UpstreamProgress::Replaced => 0,
+            };
+            if committed <= self.next {
+                let why = ConsumeError::UpstreamGone {
+                    id: upstream.id.clone(),
+                    reason: UpstreamEnd::Died { pid },
+                };
+                self.reader.end(why);
+                return;
+            }
+        }
+    }
+}
+
+/// An untethered reader's side of the protocol: it reads by copying each event out of its slot and then
+/// validating the copy against the producer's horizon, never gating the producer (see
+/// [`crate::untethered`]).
+#[derive(Debug)]
+pub(crate) struct UntetheredRing<E> {
+    reader: ReaderSlot,
+    slots: Slots<E>,
+    capacity: u64,
+    /// Next sequence to read.
+    next: u64,
+    /// Cached `published`: sequences below it have been published (they may have been overwritten since).
+    available: u64,
+}
+
+/// What an untethered read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UntetheredRead<E> {
+    /// A validated copy of the event and its sequence.
+    Event(E, u64),
+    /// The producer overwrote the event this reader was about to read: `missed` events are lost, and the
+    /// next read starts at `resumed_at`.
+    Lapped { missed: u64, resumed_at: u64 },
+}
+
+impl<E: RingEvent> UntetheredRing<E> {
+    /// Makes the claimed table slot an untethered reader starting where `start` says; on an error the slot
+    /// is given up again.
+    pub(crate) fn join(
+        segment: Segment,
+        claim: SlotClaim,
+        start: StartPosition,
+    ) -> Result<UntetheredRing<E>, AttachError> {
+        let slots = Slots::new(&segment);
+        let capacity = segment.geometry().capacity;
+        let start = match registry::join_untethered(&segment, claim, start) {
+            Ok(start) => start,
+            Err(error) => {
+                registry::leave(&segment, claim);
+                return Err(error);
+            }
+        };
+        Ok(UntetheredRing {
+            reader: ReaderSlot::new(segment, claim, slot_state::UNTETHERED),
+            slots,
+            capacity,
+            next: start,
+            available: start,
+        })
+    }
+
+    /// The segment.
+    pub(crate) fn segment(&self) -> &Segment {
+        self.reader.segment()
+    }
+
+    /// Sequence of the next event to read.
+    pub(crate) fn next_sequence(&self) -> u64 {
+        self.next
+    }
+
+    /// Number of events published and not read yet (some may turn out overwritten when read).
+    #[inline(always)]
+    pub(crate) fn poll(&mut self) -> u64 {
+        if self.next >= self.available {
+            let Some(published) = self.reader.load_published() else {
+                return 0;
+            };
+            if published > self.next {
+                self.available = published;
+            }
+        }
+        self.available.saturating_sub(self.next)
+    }
+
+    /// Reads the next event, which [`poll`](Self::poll) said is published: a validated copy, or the news
+    /// that it was overwritten.
+    #[inline]
+    pub(crate) fn read(&mut self) -> UntetheredRead<E> {
+        let sequence = self.next;
+        debug_assert!(sequence < self.available);
+        // SAFETY: `slot_ptr` stays inside the slot array and is aligned for `E` (checked in `Slots::new`);
+        // the mapping is readable. The producer may be writing this slot right now (this reader does not
+        // gate it), so the copy may be torn: it is a volatile read of plain bytes, every bit pattern of
+        // which is a valid `E`, and it is returned only once validated below. (Rust has no atomic memcpy
+        // yet; a volatile copy of an `E` that is then validated is the seqlock idiom.)
+        let copy = unsafe { std::ptr::read_volatile(self.slots.slot_ptr(sequence)) };
+        // Acquire: pairs with the fence after which the producer announces its horizon before it writes
+        // any sequence below it. If the copy saw any byte of a write of `sequence + capacity` or later,
+        // the horizon loaded below is past that sequence.
+        fence(Ordering::Acquire);
+        let horizon = self
+            .reader
+            .segment
+            .producer_region()
+            .membership
+            .0
+            .horizon
+            .load(Ordering::Relaxed);
+        if sequence + self.capacity >= horizon {
+            self.next = sequence + 1;
+            // Informational only (no one gates on it): lets observers show this reader's lag.
+            self.reader
+                .own_slot()
+                .cursor
+                .0
+                .store(self.next, Ordering::Relaxed);
+            UntetheredRead::Event(copy, sequence)
+        } else {
+            // Sequences below `horizon - capacity` may have been overwritten; those at or above it cannot
+            // have been yet.
+            let resumed_at = horizon - self.capacity;
+            self.next = resumed_at;
+            // Poll afresh before reading `resumed_at`, so that its publication is acquired.
+            self.available = self.available.min(resumed_at);
+            UntetheredRead::Lapped {
+                missed: resumed_at - sequence,
+                resumed_at,
+            }
+        }
+    }
+}
+
+impl<E: RingEvent> Reader for UntetheredRing<E> {
+    #[inline(always)]
+    fn poll(&mut self) -> u64 {
+        UntetheredRing::poll(self)
+    }
+
+    #[inline(always)]
+    fn slot(&self) -> &ReaderSlot {
+        &self.reader
+    }
+
+    #[cold]
+    fn sleep_for_events(&mut self, bound: Duration) {
+        self.reader.sleep_for_events(self.next, bound)
+    }
+
+    fn caught_up(&self) -> bool {
+        self.reader.caught_up(self.next)
     }
 }

@@ -4,15 +4,15 @@
 //! This page documents the bytes; [`protocol`](crate::protocol) documents how the producer and the
 //! consumers use them, and what a process that can write the segment can and cannot do to its peers.
 //!
-//! # Format (version 4)
+//! # Format (version 5)
 //!
 //! ```text
 //! offset 0       header            HEADER_LEN bytes (the fields listed in HEADER_FIELDS, the rest zero)
 //! offset 4096    field descriptor  DESCRIPTOR_ENTRIES × 128-byte leaves (flattened event layout)
 //! offset 12288   producer region   each on its own 128-byte line: published count (with the eviction
 //!                                  notice and the sleeping consumers' flag and futex word), closed flag,
-//!                                  membership counter and producer horizon, the blocked producer's flag
-//!                                  and futex word, lifecycle (producer's process stamp, dead consumers
+//!                                  membership counter and producer horizon, the flag and futex words of
+//!                                  the blocked producer and of dependent consumers, lifecycle (producer's process stamp, dead consumers
 //!                                  evicted, reclaimer mark), the producer's counters
 //! offset 13056   consumer table    consumer_slots × 256 bytes: a line holding the slot's cursor, then a
 //!                                  line holding its ownership word (state + generation), owner pid,
@@ -68,7 +68,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The first eight bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"DMP-RING";
 /// The segment format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Bytes reserved for the header at the start of the segment.
 pub const HEADER_LEN: usize = 4096;
 /// The cache-line size the format pads shared words to (128 covers adjacent-line prefetch on x86 and the
@@ -225,6 +225,7 @@ const _: () = {
     assert!(offset_of!(ProducerRegion, producer_wait) == 3 * CACHE_LINE);
     assert!(offset_of!(ProducerWaitLine, sleeping) == 0);
     assert!(offset_of!(ProducerWaitLine, wake) == 4);
+    assert!(offset_of!(ProducerWaitLine, dependent_wake) == 8);
     assert!(size_of::<ConsumerSlot>() == 2 * CACHE_LINE);
     assert!(offset_of!(ConsumerSlot, cursor) == 0);
     assert!(offset_of!(ConsumerSlot, ownership) == CACHE_LINE);
@@ -298,14 +299,27 @@ pub(crate) struct MembershipLine {
     pub(crate) horizon: AtomicU64,
 }
 
-/// The line through which a producer blocked on a full ring sleeps and consumers wake it.
+/// The line through which whoever waits for a consumer's commit sleeps, and the committing consumer wakes
+/// them: the producer blocked on a full ring, and consumers that follow another consumer in a pipeline
+/// (see [`crate::ConsumerBuilder::after`]).
 #[repr(C)]
 pub(crate) struct ProducerWaitLine {
-    /// Non-zero while the producer sleeps (or is about to) waiting for room; cleared by the consumer that
-    /// wakes it.
+    /// [`commit_sleepers`] bits, raised while the producer or a dependent consumer sleeps (or is about to)
+    /// waiting for a commit; cleared by the consumer that wakes them. One word, so that a commit checks
+    /// for both kinds of sleeper with one load.
     pub(crate) sleeping: AtomicU32,
-    /// The futex word the sleeping producer waits on: bumped by every wake-up a consumer sends.
+    /// The futex word the sleeping producer waits on: bumped by every wake-up a consumer sends it.
     pub(crate) wake: AtomicU32,
+    /// The futex word sleeping dependent consumers wait on: bumped by every wake-up a consumer sends them.
+    pub(crate) dependent_wake: AtomicU32,
+}
+
+/// Bits of [`ProducerWaitLine::sleeping`]: who sleeps waiting for a consumer to commit.
+pub(crate) mod commit_sleepers {
+    /// The producer, waiting for room.
+    pub(crate) const PRODUCER: u32 = 1;
+    /// One or more consumers that read only what another consumer has committed.
+    pub(crate) const DEPENDENTS: u32 = 2;
 }
 
 /// The producer's shared words.
@@ -374,6 +388,9 @@ pub(crate) mod slot_state {
     /// A named, durable slot with no live owner: it keeps gating at its cursor until its consumer (re)attaches
     /// under its id and resumes there.
     pub(crate) const RESERVED: u32 = 6;
+    /// An untethered reader: it reads without gating the producer, validating each copy it makes (see
+    /// `crate::untethered`). Its cursor is informational.
+    pub(crate) const UNTETHERED: u32 = 7;
 
     /// Whether a slot in `state` holds the producer back.
     pub(crate) fn gates(state: u32) -> bool {
@@ -382,7 +399,10 @@ pub(crate) mod slot_state {
 
     /// Whether a slot in `state` belongs to a (possibly dead) process whose lock tells if it is alive.
     pub(crate) fn has_owner(state: u32) -> bool {
-        matches!(state, CLAIMED | JOINING | ACTIVE | EVICTING | EVICTED)
+        matches!(
+            state,
+            CLAIMED | JOINING | ACTIVE | EVICTING | EVICTED | UNTETHERED
+        )
     }
 }
 
@@ -1341,16 +1361,20 @@ impl Segment {
     #[inline(never)]
     fn wake_sleeping_consumers(&self) {
         let line = &self.producer_region().published.0;
-        if wait::wake_sleepers(&line.consumers_sleeping, &line.consumer_wake) {
+        if wait::wake_sleepers(
+            &line.consumers_sleeping,
+            &[(wait::SLEEPING, &line.consumer_wake)],
+        ) {
             // Only the producer wakes consumers, so only the producer writes this counter.
             add(&self.producer_region().counters.0.wakeups_sent, 1);
         }
     }
 
-    /// Wakes the producer if it sleeps waiting for room (the mirror of
+    /// Wakes whoever sleeps waiting for a consumer's commit: the producer waiting for room, and consumers
+    /// that follow another consumer (the mirror of
     /// [`wake_consumers_if_sleeping`](Self::wake_consumers_if_sleeping), after a commit or a leave).
     #[inline(always)]
-    pub(crate) fn wake_producer_if_sleeping(&self) {
+    pub(crate) fn wake_commit_sleepers(&self) {
         if self
             .producer_region()
             .producer_wait
@@ -1359,15 +1383,21 @@ impl Segment {
             .load(Ordering::Relaxed)
             != 0
         {
-            self.wake_sleeping_producer();
+            self.wake_sleeping_committers();
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn wake_sleeping_producer(&self) {
+    fn wake_sleeping_committers(&self) {
         let line = &self.producer_region().producer_wait.0;
-        wait::wake_sleepers(&line.sleeping, &line.wake);
+        wait::wake_sleepers(
+            &line.sleeping,
+            &[
+                (commit_sleepers::PRODUCER, &line.wake),
+                (commit_sleepers::DEPENDENTS, &line.dependent_wake),
+            ],
+        );
     }
 
     /// Whether the producer closed the ring cleanly (Acquire: its last publish is visible after `true`).

@@ -44,6 +44,11 @@
 //! [`UNORDERED_SLEEP_BOUND`] so that a missed wake-up costs at most that. macOS has no `membarrier`: both
 //! fences are full fences, one `dmb`/`mfence` per publish and per commit.
 //!
+//! A pipeline stage (see [`after`](crate::ConsumerBuilder::after)) that waits for its upstream stages
+//! rather than for the producer sleeps the producer's way: it raises its own bit in the producer's sleeper
+//! word and sleeps on a futex word of its own, and the consumer whose commit it waits for wakes it (and the
+//! producer, if its bit is raised too) with the same one load after each commit.
+//!
 //! Every sleep is also bounded by the endpoint's liveness interval, so that a sleeping consumer notices a
 //! dead producer, and a sleeping producer a dead consumer, within that bound, and by the wait's deadline.
 
@@ -113,12 +118,20 @@ impl Default for WaitStrategy {
 /// failed; see the module docs): a wake-up it misses costs at most this.
 pub const UNORDERED_SLEEP_BOUND: Duration = Duration::from_millis(1);
 
+/// The flag bit of a sleeper word that only one kind of sleeper uses.
+pub(crate) const SLEEPING: u32 = 1;
+
 /// The sleeper's half of the handshake in the [module docs](self), up to its re-check: reads the futex
-/// `word`, raises `flag` and issues the heavy fence. The caller then re-checks its condition and, if
-/// nothing changed, calls [`SleepTicket::sleep`].
-pub(crate) fn announce_sleep(flag: &AtomicU32, word: &AtomicU32, fences: FencePair) -> SleepTicket {
+/// `word`, raises `bit` in `flag` and issues the heavy fence. The caller then re-checks its condition and,
+/// if nothing changed, calls [`SleepTicket::sleep`].
+pub(crate) fn announce_sleep(
+    flag: &AtomicU32,
+    bit: u32,
+    word: &AtomicU32,
+    fences: FencePair,
+) -> SleepTicket {
     let expected = word.load(Ordering::Acquire);
-    flag.store(1, Ordering::SeqCst);
+    flag.fetch_or(bit, Ordering::SeqCst);
     let ordered = fences.heavy();
     SleepTicket { expected, ordered }
 }
@@ -144,17 +157,20 @@ impl SleepTicket {
 }
 
 /// The waker's half of the handshake (after its store and a fence, having seen `flag` raised): clears the
-/// flag, bumps the futex `word` and wakes its sleepers; returns whether it did (whether the flag was still
-/// raised). Clearing by swap makes it one wake-up per sleep, not one per publish or commit.
-pub(crate) fn wake_sleepers(flag: &AtomicU32, word: &AtomicU32) -> bool {
-    // Acquire: a sleeper that raised the flag read the word before; that read cannot see the bump below,
+/// flag and, for each `(bit, word)` whose bit was raised, bumps the futex `word` and wakes its sleepers;
+/// returns whether it woke anyone (whether the flag was still raised). Clearing by swap makes it one
+/// wake-up per sleep, not one per publish or commit.
+pub(crate) fn wake_sleepers(flag: &AtomicU32, words: &[(u32, &AtomicU32)]) -> bool {
+    // Acquire: a sleeper that raised its bit read its word before; that read cannot see the bump below,
     // so its futex wait either sees the word differ or is queued before the wake.
-    if flag.swap(0, Ordering::AcqRel) == 0 {
-        return false;
+    let raised = flag.swap(0, Ordering::AcqRel);
+    for &(bit, word) in words {
+        if raised & bit != 0 {
+            word.fetch_add(1, Ordering::Release);
+            wake::wake_all(word);
+        }
     }
-    word.fetch_add(1, Ordering::Release);
-    wake::wake_all(word);
-    true
+    raised != 0
 }
 
 /// One wait in progress: counts idle polls and enforces an optional deadline.

@@ -15,6 +15,7 @@
 //! alternative and says in a comment why, rather than leaving macOS with a stub.
 //!
 //! The facilities today:
+//! - [`affinity`]: pinning the calling thread to a CPU core (Linux; refused on macOS, which cannot).
 //! - [`shm`]: named POSIX shared-memory objects (`shm_open`, sizing, `fstat`, `shm_unlink`) and the
 //!   platform's limit on their names.
 //! - [`mmap`]: a shared read-write mapping of a whole segment, optionally pre-faulted.
@@ -29,6 +30,7 @@
 //! Identifying the creating process for display needs no backend (`std::process::id` serves on both
 //! systems); telling whether an endpoint's process is still alive does, and is [`liveness`].
 
+pub(crate) mod affinity;
 pub(crate) mod file;
 pub(crate) mod liveness;
 pub(crate) mod mmap;

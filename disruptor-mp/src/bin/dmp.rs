@@ -431,6 +431,7 @@ fn state_name(state: ConsumerState) -> String {
         ConsumerState::Evicting => "evicting".into(),
         ConsumerState::Evicted => "evicted".into(),
         ConsumerState::Reserved => "reserved".into(),
+        ConsumerState::Untethered => "untethered".into(),
         ConsumerState::Unknown(raw) => format!("unknown ({raw})"),
         other => format!("{other:?}").to_lowercase(),
     }
