@@ -368,7 +368,7 @@ fn a_dependent_drains_what_a_departed_upstream_committed_then_ends() {
 }
 
 #[test]
-fn a_missing_upstream_or_following_oneself_is_refused_at_attach() {
+fn a_missing_anonymous_or_own_upstream_is_refused_at_attach() {
     let name = unique_segment_name("upstream-missing");
     let _producer = build_shared_single_producer::<u64>(&name, 64)
         .build_producer()
@@ -384,13 +384,18 @@ fn a_missing_upstream_or_following_oneself_is_refused_at_attach() {
         other => panic!("{other:?}"),
     }
     assert!(started.elapsed() >= Duration::from_millis(50));
-    assert!(matches!(
-        attach_shared_consumer::<u64>(&name)
-            .with_consumer_id("loop")
-            .after(["loop"])
-            .build_consumer(),
-        Err(disruptor_mp::AttachError::UpstreamNotFound { .. })
-    ));
+    let _anonymous = attach_shared_consumer::<u64>(&name)
+        .build_consumer()
+        .unwrap();
+    for (own, upstream) in [("loop", "loop"), ("named", "")] {
+        assert!(matches!(
+            attach_shared_consumer::<u64>(&name)
+                .with_consumer_id(own)
+                .after([upstream])
+                .build_consumer(),
+            Err(disruptor_mp::AttachError::UpstreamNotFound { .. })
+        ));
+    }
 }
 
 #[test]

@@ -277,7 +277,8 @@ fn find_upstreams(
                 name: segment.name().to_string(),
                 id: id.clone(),
             };
-            if *id == own_id {
+            // An anonymous consumer cannot be named, and a stage cannot follow itself.
+            if id.is_empty() || *id == own_id {
                 return Err(not_found());
             }
             if let Some(upstream) = UpstreamStage::find(segment, id, own) {

@@ -447,8 +447,9 @@ pub enum AttachError {
         next: u64,
     },
     /// A consumer named in [`ConsumerBuilder::after`](crate::ConsumerBuilder::after) was not attached (or,
-    /// for a durable one, reserved) within the attach timeout, or it names this consumer itself. Start the
-    /// upstream stages first, give the dependent an attach timeout, or check the ids.
+    /// for a durable one, reserved) within the attach timeout, or it names this consumer itself, or it is
+    /// empty (an anonymous consumer cannot be followed). Start the upstream stages first, give the
+    /// dependent an attach timeout, or check the ids.
     #[error(
         "segment {name:?}: upstream consumer {id:?} is not attached (a dependent consumer follows only \
          attached consumers, or durable ones reserved by name)"
