@@ -356,6 +356,7 @@ impl ReaderSlot {
     }
 
     /// This reader's entry in the table.
+    #[inline(always)]
     fn own_slot(&self) -> &ConsumerSlot {
         self.segment.consumer_slot(self.claim.index)
     }
@@ -523,8 +524,9 @@ impl<E: RingEvent> ConsumerRing<E> {
 
     /// The end of what is readable for a pipeline stage: `published`, and no further than any upstream
     /// stage has committed. Ends reading once an upstream stage that stopped has nothing more for us (or
-    /// its slot has changed hands).
-    #[inline]
+    /// its slot has changed hands). Out of line, so that an ordinary consumer's poll stays as short as it
+    /// was: a call costs a pipeline stage nothing next to the upstream cursor lines it loads.
+    #[inline(never)]
     fn upstream_limit(&mut self, published: u64) -> u64 {
         let mut limit = published;
         let mut stopped = None;
