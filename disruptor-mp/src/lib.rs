@@ -102,6 +102,7 @@ on_supported_platforms! {
     pub mod required;
     mod ring;
     pub mod segment;
+    mod upstream_interop;
     pub mod wait;
 
     #[doc(hidden)]
@@ -135,5 +136,6 @@ on_supported_platforms! {
         RequiredConsumerAlert, RequiredConsumerError, RequiredConsumerFailureAction,
         RequiredConsumerLivenessConfig,
     };
+    pub use upstream_interop::UpstreamBridge;
     pub use wait::WaitStrategy;
 }
