@@ -26,6 +26,10 @@ impl<E: RingEvent + Default, B: Backend> Producer<E, B> {
     /// [wait strategy](crate::SharedProducerBuilder::with_wait_strategy). The in-process ring has this
     /// ring's capacity, and its slots start as `E::default()`.
     ///
+    /// The bridge thread publishes with [`publish`](Self::publish), not
+    /// [`publish_managed`](Self::publish_managed): a [required-consumer](crate::required) configuration is
+    /// not enforced through the bridge.
+    ///
     /// # Panics
     ///
     /// If the bridge thread cannot be spawned (upstream panics then).
