@@ -104,6 +104,7 @@ on_supported_platforms! {
     mod ring;
     pub mod segment;
     pub mod untethered;
+    mod upstream_interop;
     pub mod wait;
 
     #[doc(hidden)]
@@ -139,5 +140,9 @@ on_supported_platforms! {
         RequiredConsumerAlert, RequiredConsumerError, RequiredConsumerFailureAction,
         RequiredConsumerLivenessConfig,
     };
+    pub use upstream_interop::UpstreamBridge;
+    /// The upstream in-process `disruptor` crate, whose types [`UpstreamBridge`] hands out: use this
+    /// re-export to name them with the version this crate was built against.
+    pub use disruptor;
     pub use wait::WaitStrategy;
 }
