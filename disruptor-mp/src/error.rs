@@ -641,6 +641,19 @@ pub enum ConsumeError {
         /// The sequence the next read returns.
         resumed_at: u64,
     },
+    /// A shared word of the segment holds a value the protocol cannot produce: a process with write access
+    /// to the segment rewrote it (see the [threat model](crate::protocol#threat-model)). This consumer
+    /// stops reading rather than hand out events that were never published, or were overwritten. Find
+    /// out who else can write the segment (its mode and owner), then attach again.
+    #[error("the segment is corrupted: {word} = {value} ({reason}); another process rewrote it")]
+    CorruptSegment {
+        /// Which shared word.
+        word: &'static str,
+        /// The value it held.
+        value: u64,
+        /// Why that value is impossible.
+        reason: &'static str,
+    },
     /// A blocking consume found no event within `timeout`.
     #[error("no event within {timeout:?}")]
     Timeout {

@@ -214,6 +214,15 @@
 //!   open the segment.
 //! - **What a consumer cannot do.** It maps the event slots read-only (on systems whose page size is the
 //!   format's 4 KiB alignment or smaller), so it cannot change what the other consumers read.
-//! - **Not yet handled** (planned): bounding the rest of what a misbehaving peer can do to the others
-//!   after attach. A peer that writes the table can, for example, mark other consumers' slots free or
-//!   evicted.
+//! - **What a rewrite after attach cannot do.** Every bound comes from the geometry validated at attach,
+//!   never from shared words read again, so no rewrite makes an endpoint read or write outside its
+//!   mapping or panic; and no loop of the library waits on a shared word without a bound (a producer's
+//!   gate refresh gives up after a fixed number of table rescans, and every wait has its deadline or
+//!   liveness bound). A consumer that finds the published count more than a ring beyond itself, which
+//!   the protocol cannot produce since it gates the producer, stops with
+//!   [`ConsumeError::CorruptSegment`](crate::ConsumeError::CorruptSegment) instead of handing out
+//!   overwritten slots. Property-tested: arbitrary words of the producer region and the consumer table
+//!   rewritten under a live producer, a consumer, a pipeline stage and an untethered reader.
+//! - **Not yet handled** (planned): the rest of what a misbehaving peer can do to the others' data. A
+//!   peer that writes the table can, for example, mark other consumers' slots free or evicted, or hold
+//!   the producer back with a low cursor, as a stalled consumer would.

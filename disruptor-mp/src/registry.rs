@@ -606,6 +606,12 @@ fn published_count(segment: &Segment) -> u64 {
 /// After the join's fence: the oldest sequence that the producer cannot overwrite before it sees the
 /// joiner, given that the joiner gates from `provisional`. See the module docs.
 fn oldest_protected(segment: &Segment, provisional: u64) -> u64 {
+    oldest_protected_unclamped(segment, provisional).min(published_count(segment))
+}
+
+/// [`oldest_protected`] before it is capped at the published count (a horizon beyond it can only be a
+/// rewrite by another process).
+fn oldest_protected_unclamped(segment: &Segment, provisional: u64) -> u64 {
     let capacity = segment.geometry().capacity;
     if segment.is_closed() {
         // Nothing will be written any more (the flag follows the last publish): the ring holds its last
@@ -850,7 +856,7 @@ impl GatingSet {
     ) -> u64 {
         let membership = &segment.producer_region().membership.0;
         let mut changes = membership.changes.load(Ordering::Acquire);
-        loop {
+        for _ in 0..MAX_GATE_RESCANS {
             if changes != self.membership_seen {
                 self.membership_seen = changes;
                 self.active.clear();
@@ -875,6 +881,9 @@ impl GatingSet {
                 return gate;
             }
         }
+        // The table kept changing: no room for now (always safe). The caller's wait, with its deadline,
+        // comes back later; a process that bumps the counter without end cannot hold the producer here.
+        own_position
     }
 
     fn min_cursor(&self, segment: &Segment, own_position: u64) -> u64 {
@@ -884,6 +893,11 @@ impl GatingSet {
             .fold(own_position, u64::min)
     }
 }
+
+/// Rescans of the table one gate refresh makes while consumers keep joining or leaving, before it reports
+/// no room for now. Joins and leaves are rare; only a process rewriting the membership counter in a loop
+/// reaches this.
+const MAX_GATE_RESCANS: usize = 64;
 
 /// How far past its position the producer may write, at most, between two announcements of its horizon
 /// while untethered readers are attached: a quarter of the ring. An untethered reader can then validate

@@ -452,6 +452,7 @@ pub(crate) struct ConsumerRing<E> {
     slots: Slots<E>,
     /// The consumers this one reads behind (a pipeline stage); empty for an ordinary consumer.
     upstreams: Vec<UpstreamStage>,
+    capacity: u64,
     /// Next sequence to read (= the cursor once committed).
     next: u64,
     /// Sequences below it are readable: published, and committed by every upstream stage.
@@ -475,10 +476,12 @@ impl<E: RingEvent> ConsumerRing<E> {
                 return Err(error);
             }
         };
+        let capacity = segment.geometry().capacity;
         Ok(ConsumerRing {
             reader: ReaderSlot::new(segment, claim, slot_state::ACTIVE),
             slots,
             upstreams,
+            capacity,
             next: start,
             available: start,
         })
@@ -509,6 +512,12 @@ impl<E: RingEvent> ConsumerRing<E> {
             // Stored only when it moved: an empty poll of a spinning consumer then writes nothing, which
             // keeps its loop short when the producer's store finally lands.
             if published > self.next {
+                // This consumer gates the producer from at most `next`: more than a ring beyond it can only
+                // be a rewrite by another process, and reading it would hand out overwritten slots.
+                if published - self.next > self.capacity {
+                    self.corrupt_published(published);
+                    return 0;
+                }
                 let limit = if self.upstreams.is_empty() {
                     published
                 } else {
@@ -520,6 +529,17 @@ impl<E: RingEvent> ConsumerRing<E> {
             }
         }
         self.available - self.next
+    }
+
+    /// Stops reading for good: the published count is beyond what the protocol allows.
+    #[cold]
+    #[inline(never)]
+    fn corrupt_published(&mut self, published: u64) {
+        self.reader.end(ConsumeError::CorruptSegment {
+            word: "published count",
+            value: published,
+            reason: "more than a ring beyond this consumer, which gates the producer",
+        });
     }
 
     /// The end of what is readable for a pipeline stage: `published`, and no further than any upstream
@@ -771,8 +791,9 @@ impl<E: RingEvent> UntetheredRing<E> {
             UntetheredRead::Event(copy, sequence)
         } else {
             // Sequences below `horizon - capacity` may have been overwritten; those at or above it cannot
-            // have been yet.
-            let resumed_at = horizon - self.capacity;
+            // have been yet. (Never past what was published: a horizon further ahead was rewritten by
+            // another process.)
+            let resumed_at = (horizon - self.capacity).min(self.available.max(sequence + 1));
             self.next = resumed_at;
             // Poll afresh before reading `resumed_at`, so that its publication is acquired.
             self.available = self.available.min(resumed_at);

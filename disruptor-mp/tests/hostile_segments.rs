@@ -206,3 +206,125 @@ fn garbage_in_the_consumer_table_and_producer_words_never_breaks_a_reader() {
         let _ = RingSnapshot::open_file(&path);
     });
 }
+
+/// The range of bytes of a live ring that other processes write after attach: the producer region and the
+/// consumer table.
+fn shared_words(path: &Path) -> std::ops::Range<usize> {
+    let bytes = std::fs::read(path).unwrap();
+    read_u64(&bytes, header_field("producer_offset").0)
+        ..read_u64(&bytes, header_field("slots_offset").0)
+}
+
+#[test]
+fn words_rewritten_after_attach_never_break_the_producer_or_a_consumer() {
+    use disruptor_mp::{ConsumeError, MmapConsumer, MmapProducer, UntetheredConsumer};
+    use std::os::unix::fs::FileExt;
+
+    let _watchdog = Watchdog::start("words_rewritten_after_attach");
+    let scratch = Scratch::new("after-attach");
+    let path = scratch.0.join("ring");
+    let shared = {
+        let _producer = build_mmap_single_producer::<u64>(&path, 16)
+            .with_consumer_slots(4)
+            .build_producer()
+            .unwrap();
+        shared_words(&path)
+    };
+    // Timed calls run their wait loop once: the property is about what they do, not how long they wait.
+    let short = Duration::ZERO;
+    proptest!(config(), |(
+        before in 0..40u64,
+        writes in prop::collection::vec((shared.clone(), any::<u64>(), any::<bool>()), 1..8),
+    )| {
+        let _ = std::fs::remove_file(&path);
+        let mut producer: MmapProducer<u64> = build_mmap_single_producer::<u64>(&path, 16)
+            .with_consumer_slots(4)
+            .build_producer()
+            .unwrap();
+        let mut journal: MmapConsumer<u64> = attach_mmap_consumer::<u64>(&path)
+            .with_consumer_id("journal")
+            .build_consumer()
+            .unwrap();
+        let mut business: MmapConsumer<u64> = attach_mmap_consumer::<u64>(&path)
+            .with_consumer_id("business")
+            .after(["journal"])
+            .build_consumer()
+            .unwrap();
+        let mut audit: UntetheredConsumer<u64, _> = attach_mmap_consumer::<u64>(&path)
+            .untethered()
+            .build_consumer()
+            .unwrap();
+        for value in 0..before.min(16) {
+            producer.try_publish(value).unwrap();
+        }
+        let _ = journal.try_consume_batch(8, |_, _, _| {});
+        // Another process with write access rewrites shared words: whole words, or a small nudge of the
+        // stored value (close to valid ones, where off-by-one mistakes live).
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        for (offset, value, nudge) in writes {
+            let offset = offset & !7;
+            if offset + 8 > shared.end {
+                continue;
+            }
+            let mut word = [0u8; 8];
+            file.read_exact_at(&mut word, offset as u64).unwrap();
+            let stored = u64::from_ne_bytes(word);
+            let new = if nudge { stored.wrapping_add(value % 40).wrapping_sub(20) } else { value };
+            file.write_all_at(&new.to_ne_bytes(), offset as u64).unwrap();
+        }
+        // Every endpoint keeps working or reports an error; nothing panics, and every call returns.
+        for value in 0..20 {
+            let _ = producer.try_publish(value);
+        }
+        let _ = producer.publish_timeout(99, short);
+        let _ = producer.try_publish_batch(&[1, 2, 3]);
+        let _ = producer.stats();
+        let _ = producer.gating_consumers();
+        for consumer in [&mut journal, &mut business] {
+            for _ in 0..40 {
+                match consumer.try_consume_batch(64, |_, _, _| {}) {
+                    Ok(_) => {}
+                    Err(ConsumeError::CorruptSegment { .. }) | Err(_) => break,
+                }
+            }
+            let _ = consumer.consume_next_timeout(short);
+        }
+        for _ in 0..40 {
+            if audit.try_consume_next().is_err() {
+                break;
+            }
+        }
+        let _ = audit.consume_next_timeout(short);
+        let _ = RingSnapshot::open_file(&path);
+    });
+}
+
+#[test]
+fn a_published_count_more_than_a_ring_ahead_is_reported_not_read() {
+    use disruptor_mp::ConsumeError;
+    use std::os::unix::fs::FileExt;
+
+    let scratch = Scratch::new("published-ahead");
+    let path = scratch.0.join("ring");
+    let mut producer = build_mmap_single_producer::<u64>(&path, 16)
+        .build_producer()
+        .unwrap();
+    let mut consumer = attach_mmap_consumer::<u64>(&path).build_consumer().unwrap();
+    producer.publish(7).unwrap();
+    assert_eq!(consumer.try_consume_next().unwrap(), Some((7, 0)));
+    let published_at = shared_words(&path).start as u64;
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&(1 + 16 + 1u64).to_ne_bytes(), published_at)
+        .unwrap();
+    match consumer.try_consume_next() {
+        Err(ConsumeError::CorruptSegment { word, value, .. }) => {
+            assert_eq!((word, value), ("published count", 18));
+        }
+        other => panic!("{other:?}"),
+    }
+    // For good: reading does not resume.
+    assert!(matches!(
+        consumer.try_consume_next(),
+        Err(ConsumeError::CorruptSegment { .. })
+    ));
+}
