@@ -780,7 +780,8 @@ impl<E: RingEvent> UntetheredRing<E> {
             .0
             .horizon
             .load(Ordering::Relaxed);
-        if sequence + self.capacity >= horizon {
+        // `sequence + capacity >= horizon`, without overflow whatever the shared words hold.
+        if sequence >= horizon.saturating_sub(self.capacity) {
             self.next = sequence + 1;
             // Informational only (no one gates on it): lets observers show this reader's lag.
             self.reader

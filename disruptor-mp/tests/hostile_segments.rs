@@ -269,7 +269,14 @@ fn words_rewritten_after_attach_never_break_the_producer_or_a_consumer() {
             let mut word = [0u8; 8];
             file.read_exact_at(&mut word, offset as u64).unwrap();
             let stored = u64::from_ne_bytes(word);
-            let new = if nudge { stored.wrapping_add(value % 40).wrapping_sub(20) } else { value };
+            // Values near the end of the range too, where sequence arithmetic overflows.
+            let new = if nudge {
+                stored.wrapping_add(value % 40).wrapping_sub(20)
+            } else if value % 4 == 0 {
+                u64::MAX - (value >> 2) % 64
+            } else {
+                value
+            };
             file.write_all_at(&new.to_ne_bytes(), offset as u64).unwrap();
         }
         // Every endpoint keeps working or reports an error; nothing panics, and every call returns.
@@ -327,4 +334,38 @@ fn a_published_count_more_than_a_ring_ahead_is_reported_not_read() {
         consumer.try_consume_next(),
         Err(ConsumeError::CorruptSegment { .. })
     ));
+}
+
+/// Found by the `attach` fuzz target: a closed ring whose published count is near `u64::MAX` made an
+/// untethered reader's validation overflow.
+#[test]
+fn an_untethered_reader_of_a_published_count_near_the_end_of_u64_does_not_overflow() {
+    use disruptor_mp::ConsumeError;
+    use std::os::unix::fs::FileExt;
+
+    let scratch = Scratch::new("published-max");
+    let path = scratch.0.join("ring");
+    let published_at = {
+        let mut producer = build_mmap_single_producer::<u64>(&path, 16)
+            .build_producer()
+            .unwrap();
+        producer.publish(1).unwrap();
+        shared_words(&path).start as u64
+    }; // closed
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    for published in [u64::MAX, u64::MAX - 3, u64::MAX - 16, u64::MAX - 17] {
+        file.write_all_at(&published.to_ne_bytes(), published_at)
+            .unwrap();
+        let mut reader = attach_mmap_consumer::<u64>(&path)
+            .with_start_position(StartPosition::Earliest)
+            .untethered()
+            .build_consumer()
+            .unwrap();
+        for _ in 0..40 {
+            match reader.try_consume_next() {
+                Ok(Some(_)) | Err(ConsumeError::Lapped { .. }) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
 }
