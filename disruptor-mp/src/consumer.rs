@@ -244,7 +244,8 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
         for id in &self.upstream_ids {
             registry::validate_consumer_id(id)?;
         }
-        let deadline = Instant::now() + self.attach_timeout;
+        // `None`: a timeout too large to represent, never reached.
+        let deadline = Instant::now().checked_add(self.attach_timeout);
         let segment = Segment::attach(location, &E::LAYOUT, self.trust, self.attach_timeout)?;
         let claim = registry::claim_slot(&segment, &self.consumer_id)?;
         let upstreams = match find_upstreams(&segment, &self.upstream_ids, claim.index, deadline) {
@@ -263,12 +264,13 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
     }
 }
 
-/// The consumers named `ids`, waiting until `deadline` for each to be attached (or reserved by name).
+/// The consumers named `ids`, waiting until `deadline` (`None`: as long as it takes) for each to be
+/// attached (or reserved by name).
 fn find_upstreams(
     segment: &Segment,
     ids: &[String],
     own: usize,
-    deadline: Instant,
+    deadline: Option<Instant>,
 ) -> Result<Vec<UpstreamStage>, AttachError> {
     let own_id = registry::slot_id(segment, own);
     ids.iter()
@@ -284,7 +286,7 @@ fn find_upstreams(
             if let Some(upstream) = UpstreamStage::find(segment, id, own) {
                 return Ok(upstream);
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Err(not_found());
             }
             std::thread::sleep(Duration::from_millis(1));

@@ -265,9 +265,10 @@ impl EventProcessor {
 
     /// [`join`](Self::join) waiting at most `timeout`; gives the handle back if the processor still runs.
     pub fn join_timeout(self, timeout: Duration) -> Result<ProcessorExit, EventProcessor> {
-        let deadline = Instant::now() + timeout;
+        // `None`: a timeout too large to represent, never reached.
+        let deadline = Instant::now().checked_add(timeout);
         while !self.is_finished() {
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Err(self);
             }
             thread::sleep(Duration::from_millis(1));
