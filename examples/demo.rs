@@ -17,15 +17,21 @@
 //! memory-mapped file and exits; a consumer process started afterwards replays what the file still holds
 //! (`StartPosition::Earliest`), while another consumer waits on an idle ring and reports how little CPU
 //! its blocking wait used.
+//!
+//! Part 4, how consumers consume: a two-stage pipeline across processes (a journal stage, and a business
+//! stage that sees only what the journal has committed), each run by an event processor thread, beside
+//! an untethered audit process that takes 100 µs per event and never slows the producer.
 
 use disruptor_mp::{
     attach_mmap_consumer, attach_shared_consumer, build_mmap_single_producer,
     build_shared_single_producer, portable_shm_segment_name, StartPosition,
 };
-use disruptor_mp::{ConsumeError, CoordinationMode, RingEvent};
+use disruptor_mp::{ConsumeError, CoordinationMode, ProcessorExit, RingEvent};
 use disruptor_mp_suite::{
-    child_arg, dispatch_child_role, fold_checksum, CheckedEvent, ChildProcess,
+    child_arg, dispatch_child_role, fold_checksum, CheckedEvent, ChildProcess, SignalFile,
+    StreamCheck,
 };
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SEGMENT: &str = "DMP_DEMO_SEGMENT";
@@ -37,6 +43,13 @@ const FILE_CAPACITY: usize = 4096;
 /// How long the part 3 idle consumer waits on a ring nobody publishes to.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 const STALL: Duration = Duration::from_secs(30);
+const STAGE_ID: &str = "DMP_DEMO_STAGE_ID";
+const AFTER: &str = "DMP_DEMO_AFTER";
+const READY: &str = "DMP_DEMO_READY";
+/// Events the part 4 producer publishes through the pipeline.
+const PIPELINE_EVENTS: u64 = 1_000_000;
+/// How long the part 4 untethered audit takes per event.
+const AUDIT_PER_EVENT: Duration = Duration::from_micros(100);
 
 struct Options {
     consumers: usize,
@@ -496,8 +509,168 @@ fn file_ring() -> Result<bool, Box<dyn std::error::Error>> {
     outcome
 }
 
+/// Part 4 stage: an event processor behind the producer (or behind the stage named in `AFTER`) that
+/// verifies every event; reports `first count ok|failure`.
+fn pipeline_stage() -> Result<String, String> {
+    let name: String = child_arg(SEGMENT);
+    let id: String = child_arg(STAGE_ID);
+    let after: String = std::env::var(AFTER).unwrap_or_default();
+    let builder = attach_shared_consumer::<CheckedEvent>(&name)
+        .with_consumer_id(&id)
+        .with_attach_timeout(STALL);
+    let builder = if after.is_empty() {
+        builder
+    } else {
+        builder.after([after.as_str()])
+    };
+    let consumer = builder.build_consumer().map_err(|e| e.to_string())?;
+    let check = Arc::new(Mutex::new(StreamCheck::new(consumer.next_sequence())));
+    let shared = Arc::clone(&check);
+    let processor = consumer
+        .handle_events_with(move |event, sequence, _end_of_batch| {
+            shared.lock().unwrap().observe(event, sequence);
+        })
+        .map_err(|e| e.to_string())?;
+    SignalFile::raise(&child_arg::<String>(READY), "attached").map_err(|e| e.to_string())?;
+    let exit = processor
+        .join_timeout(STALL * 4)
+        .map_err(|_| "the processor did not end".to_string())?;
+    if exit != ProcessorExit::Ended(ConsumeError::Closed) {
+        return Err(format!("the processor ended with {exit:?}"));
+    }
+    let check = check.lock().unwrap();
+    check.result()?;
+    Ok(format!("{} {}", check.first(), check.count()))
+}
+
+/// Part 4 audit: an untethered reader taking `AUDIT_PER_EVENT` per event; reports
+/// `read missed laps bad`.
+fn pipeline_audit() -> Result<String, String> {
+    let name: String = child_arg(SEGMENT);
+    let mut audit = attach_shared_consumer::<CheckedEvent>(&name)
+        .with_consumer_id("audit")
+        .with_attach_timeout(STALL)
+        .untethered()
+        .build_consumer()
+        .map_err(|e| e.to_string())?;
+    SignalFile::raise(&child_arg::<String>(READY), "attached").map_err(|e| e.to_string())?;
+    let (mut read, mut missed, mut laps, mut bad) = (0u64, 0u64, 0u64, 0u64);
+    loop {
+        match audit.consume_next_timeout(STALL) {
+            Ok((event, sequence)) => {
+                read += 1;
+                if event.sequence != sequence || !event.is_intact() {
+                    bad += 1;
+                }
+                std::thread::sleep(AUDIT_PER_EVENT);
+            }
+            Err(ConsumeError::Lapped { missed: lost, .. }) => {
+                missed += lost;
+                laps += 1;
+            }
+            Err(ConsumeError::Closed) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(format!("{read} {missed} {laps} {bad}"))
+}
+
+/// Part 4: a pipeline across processes, and an untethered reader that never slows the producer.
+fn pipeline() -> Result<bool, Box<dyn std::error::Error>> {
+    println!();
+    println!(
+        "part 4: a pipeline across processes, and a slow reader that never slows the producer"
+    );
+    let name = portable_shm_segment_name(&format!("disruptor-mp-demo-pipe-{}", std::process::id()));
+    let mut producer =
+        build_shared_single_producer::<CheckedEvent>(&name, 4096).build_producer()?;
+    let start = |role: &str,
+                 id: &str,
+                 after: &str|
+     -> Result<(ChildProcess, SignalFile), Box<dyn std::error::Error>> {
+        let ready = SignalFile::new(&format!("demo-{id}"));
+        let child = ChildProcess::spawn_test_role(
+            role,
+            &[
+                (SEGMENT, name.clone()),
+                (STAGE_ID, id.to_string()),
+                (AFTER, after.to_string()),
+                (READY, ready.path()),
+            ],
+        )?;
+        Ok((child, ready))
+    };
+    let mut children = vec![
+        ("business", start("pipeline-stage", "business", "journal")?),
+        ("journal", start("pipeline-stage", "journal", "")?),
+        ("audit", start("pipeline-audit", "audit", "")?),
+    ];
+    for (_, (child, ready)) in &mut children {
+        ready.wait_for(child, STALL)?;
+    }
+    let started = Instant::now();
+    for sequence in 0..PIPELINE_EVENTS {
+        producer.publish(CheckedEvent::new(sequence))?;
+    }
+    let elapsed = started.elapsed();
+    let stats = producer.stats();
+    drop(producer);
+    let mut ok = true;
+    for (role, (child, _)) in children {
+        let pid = child.id();
+        let report = child.expect_success(STALL * 4)?;
+        let fields: Vec<u64> = report
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        match role {
+            "audit" => {
+                let (read, missed, laps, bad) = (fields[0], fields[1], fields[2], fields[3]);
+                ok &= bad == 0 && read + missed <= PIPELINE_EVENTS;
+                println!(
+                    "  audit (pid {pid}), untethered, {} µs per event: read {read} validated events, was told \
+                     it missed {missed} in {laps} laps, {bad} bad",
+                    AUDIT_PER_EVENT.as_micros()
+                );
+            }
+            stage => {
+                let (first, count) = (fields[0], fields[1]);
+                ok &= first == 0 && count == PIPELINE_EVENTS;
+                let behind = if stage == "business" {
+                    ", behind the journal"
+                } else {
+                    ""
+                };
+                println!(
+                    "  {stage} (pid {pid}), an event processor{behind}: handled {count} events from sequence \
+                     {first}, in order, intact, then saw the ring closed"
+                );
+            }
+        }
+    }
+    println!(
+        "  the producer published {PIPELINE_EVENTS} events in {:.3} s ({:.1} M events/s); only the two stages \
+         held it back (found the ring full {} times), never the audit",
+        elapsed.as_secs_f64(),
+        PIPELINE_EVENTS as f64 / elapsed.as_secs_f64() / 1e6,
+        stats.ring_full
+    );
+    println!(
+        "verdict: {}",
+        if ok {
+            "every stage saw every event once, in order, intact; the slow reader lost events, not \
+             the producer"
+        } else {
+            "FAILED"
+        }
+    );
+    Ok(ok)
+}
+
 fn main() {
     dispatch_child_role(|role| match role {
+        "pipeline-stage" => pipeline_stage(),
+        "pipeline-audit" => pipeline_audit(),
         "consumer" => consume(),
         "crash-consumer" => crash_consume(),
         "doomed-producer" => doomed_producer(),
@@ -515,7 +688,8 @@ fn main() {
     };
     let outcome = run(&options)
         .and_then(|broadcast| Ok(crashes()? && broadcast))
-        .and_then(|earlier| Ok(file_ring()? && earlier));
+        .and_then(|earlier| Ok(file_ring()? && earlier))
+        .and_then(|earlier| Ok(pipeline()? && earlier));
     match outcome {
         Ok(true) => {}
         Ok(false) => std::process::exit(1),
