@@ -5,7 +5,7 @@
 use crate::error::{AttachError, ConsumeError};
 use crate::event::RingEvent;
 use crate::producer::DEFAULT_LIVENESS_INTERVAL;
-use crate::registry::{self, UpstreamStage};
+use crate::registry::{self, SlotClaim, UpstreamStage};
 use crate::ring::{ConsumerRing, Reader};
 use crate::segment::{Backend, MappedFile, Segment, SharedMemory, Target, Trust};
 use crate::wait::{PollPacer, WaitStrategy, Waiter};
@@ -88,14 +88,14 @@ pub enum StartPosition {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until build_consumer() is called"]
 pub struct ConsumerBuilder<E, B> {
-    target: Target,
-    consumer_id: String,
+    pub(crate) target: Target,
+    pub(crate) consumer_id: String,
     attach_timeout: Duration,
     wait_strategy: WaitStrategy,
     liveness_interval: Duration,
-    start_position: StartPosition,
+    pub(crate) start_position: StartPosition,
     trust: Trust,
-    upstream_ids: Vec<String>,
+    pub(crate) upstream_ids: Vec<String>,
     _types: PhantomData<fn() -> (E, B)>,
 }
 
@@ -239,15 +239,12 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
     /// A segment whose producer died is treated as not there yet: the attach waits (up to its timeout) for
     /// a new producer to reclaim the name, then fails with [`AttachError::ProducerGone`].
     pub fn build_consumer(self) -> Result<Consumer<E, B>, AttachError> {
-        let location = self.target.locate()?;
-        registry::validate_consumer_id(&self.consumer_id)?;
         for id in &self.upstream_ids {
             registry::validate_consumer_id(id)?;
         }
         // `None`: a timeout too large to represent, never reached.
         let deadline = Instant::now().checked_add(self.attach_timeout);
-        let segment = Segment::attach(location, &E::LAYOUT, self.trust, self.attach_timeout)?;
-        let claim = registry::claim_slot(&segment, &self.consumer_id)?;
+        let (segment, claim) = self.attach_and_claim()?;
         let upstreams = match find_upstreams(&segment, &self.upstream_ids, claim.index, deadline) {
             Ok(upstreams) => upstreams,
             Err(error) => {
@@ -257,7 +254,7 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
         };
         Ok(Consumer {
             ring: ConsumerRing::join(segment, claim, self.start_position, upstreams)?,
-            waiting: ReadWaiting::new(self.wait_strategy, self.liveness_interval),
+            waiting: self.read_waiting(),
             consumer_id: self.consumer_id,
             _backend: PhantomData,
         })
@@ -295,32 +292,20 @@ fn find_upstreams(
 }
 
 impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
-    /// The options this builder holds, for the untethered builder.
-    pub(crate) fn into_parts(self) -> BuilderParts {
-        BuilderParts {
-            target: self.target,
-            consumer_id: self.consumer_id,
-            attach_timeout: self.attach_timeout,
-            wait_strategy: self.wait_strategy,
-            liveness_interval: self.liveness_interval,
-            start_position: self.start_position,
-            trust: self.trust,
-            upstream_ids: self.upstream_ids,
-        }
+    /// The first steps of every attach, tethered or not: finds and validates the segment, checks the
+    /// event type and the consumer id, and claims a slot of the table.
+    pub(crate) fn attach_and_claim(&self) -> Result<(Segment, SlotClaim), AttachError> {
+        let location = self.target.locate()?;
+        registry::validate_consumer_id(&self.consumer_id)?;
+        let segment = Segment::attach(location, &E::LAYOUT, self.trust, self.attach_timeout)?;
+        let claim = registry::claim_slot(&segment, &self.consumer_id)?;
+        Ok((segment, claim))
     }
-}
 
-/// A consumer builder's options, for the untethered builder.
-#[derive(Debug, Clone)]
-pub(crate) struct BuilderParts {
-    pub(crate) target: Target,
-    pub(crate) consumer_id: String,
-    pub(crate) attach_timeout: Duration,
-    pub(crate) wait_strategy: WaitStrategy,
-    pub(crate) liveness_interval: Duration,
-    pub(crate) start_position: StartPosition,
-    pub(crate) trust: Trust,
-    pub(crate) upstream_ids: Vec<String>,
+    /// A reader's waiting: this builder's wait strategy and liveness interval.
+    pub(crate) fn read_waiting(&self) -> ReadWaiting {
+        ReadWaiting::new(self.wait_strategy, self.liveness_interval)
+    }
 }
 
 /// How an endpoint that reads waits for events: its strategy, and the pacing of its liveness checks,
@@ -618,12 +603,12 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
 
     /// The ring's capacity in events, as recorded in the segment.
     pub fn capacity(&self) -> usize {
-        self.ring.segment().geometry().capacity as usize
+        self.ring.slot().segment().geometry().capacity as usize
     }
 
     /// The segment name, with its leading slash.
     pub fn segment_name(&self) -> &str {
-        self.ring.segment().name()
+        self.ring.slot().segment().name()
     }
 
     /// This consumer's id, as given to [`SharedConsumerBuilder::with_consumer_id`].
@@ -644,11 +629,11 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
 
     /// The random epoch the producer chose when it created the segment.
     pub fn epoch(&self) -> u64 {
-        self.ring.segment().epoch()
+        self.ring.slot().segment().epoch()
     }
 
     /// Process id of the segment's creator.
     pub fn producer_pid(&self) -> u32 {
-        self.ring.segment().creator_pid()
+        self.ring.slot().segment().creator_pid()
     }
 }

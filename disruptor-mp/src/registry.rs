@@ -472,13 +472,7 @@ pub(crate) fn join_untethered(
         }
         StartPosition::Sequence(requested) => requested,
     };
-    let slot = segment.consumer_slot(claim.index);
-    slot.cursor.0.store(first, Ordering::Relaxed);
-    let reading = Ownership {
-        state: slot_state::UNTETHERED,
-        generation: claim.generation,
-    };
-    slot.ownership.store(reading.pack(), Ordering::Release);
+    occupy(segment, claim, slot_state::UNTETHERED, first);
     bump_membership(segment);
     Ok(first)
 }
@@ -651,18 +645,24 @@ fn begin_join(segment: &Segment, claim: SlotClaim, provisional: u64) {
     bump_membership(segment);
 }
 
-/// The second half of [`join`]: fixes the start sequence, then counts the consumer as attached.
+/// The second half of [`join`]: fixes the start sequence, then counts the consumer as attached. Only
+/// then: whoever counts it (`wait_for_consumers`) and then publishes, publishes at or after `first`, so the
+/// consumer receives it.
 fn finish_join(segment: &Segment, claim: SlotClaim, first: u64) {
+    occupy(segment, claim, slot_state::ACTIVE, first);
+}
+
+/// Stores a reader's first sequence as the slot's cursor, then puts the slot in the reading `state`.
+fn occupy(segment: &Segment, claim: SlotClaim, state: u32, first: u64) {
     let slot = segment.consumer_slot(claim.index);
     // Release: pairs with the producer's Acquire load of cursors in its gate refresh.
     slot.cursor.0.store(first, Ordering::Release);
-    // Only now is the consumer attached: whoever counts it (`wait_for_consumers`) and then publishes,
-    // publishes at or after `first`, so the consumer receives it.
-    let joined = Ownership {
-        state: slot_state::ACTIVE,
+    // Release: whoever sees the state sees the cursor.
+    let reading = Ownership {
+        state,
         generation: claim.generation,
     };
-    slot.ownership.store(joined.pack(), Ordering::Release);
+    slot.ownership.store(reading.pack(), Ordering::Release);
 }
 
 /// Gives the slot up, if this process still owns it under the claimed generation: an anonymous slot

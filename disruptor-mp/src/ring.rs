@@ -54,6 +54,11 @@ impl<E: RingEvent> Slots<E> {
         }
     }
 
+    /// The ring's capacity in events.
+    fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
     fn slot_ptr(&self, sequence: u64) -> *mut E {
         // SAFETY: `sequence & mask < capacity`, and the segment maps `capacity` events from `base`
         // (validated geometry), so the offset stays inside the slot array.
@@ -283,15 +288,31 @@ pub(crate) struct ReaderSlot {
 }
 
 impl ReaderSlot {
-    fn new(segment: Segment, claim: SlotClaim, reading_state: u32) -> ReaderSlot {
-        ReaderSlot {
-            segment,
-            claim,
-            reading_state,
-            owner_pid: std::process::id(),
-            ended: None,
-            evictions_seen: 0,
-            fences: FencePair::get(),
+    /// Makes the claimed slot a reader in `reading_state` with `join`, which returns the first sequence to
+    /// read; on an error the slot is given up again.
+    fn join(
+        segment: Segment,
+        claim: SlotClaim,
+        reading_state: u32,
+        join: impl FnOnce(&Segment) -> Result<u64, AttachError>,
+    ) -> Result<(ReaderSlot, u64), AttachError> {
+        match join(&segment) {
+            Ok(first) => Ok((
+                ReaderSlot {
+                    segment,
+                    claim,
+                    reading_state,
+                    owner_pid: std::process::id(),
+                    ended: None,
+                    evictions_seen: 0,
+                    fences: FencePair::get(),
+                },
+                first,
+            )),
+            Err(error) => {
+                registry::leave(&segment, claim);
+                Err(error)
+            }
         }
     }
 
@@ -452,7 +473,6 @@ pub(crate) struct ConsumerRing<E> {
     slots: Slots<E>,
     /// The consumers this one reads behind (a pipeline stage); empty for an ordinary consumer.
     upstreams: Vec<UpstreamStage>,
-    capacity: u64,
     /// Next sequence to read (= the cursor once committed).
     next: u64,
     /// Sequences below it are readable: published, and committed by every upstream stage.
@@ -469,27 +489,16 @@ impl<E: RingEvent> ConsumerRing<E> {
         upstreams: Vec<UpstreamStage>,
     ) -> Result<ConsumerRing<E>, AttachError> {
         let slots = Slots::new(&segment);
-        let start = match registry::join(&segment, claim, start, &upstreams) {
-            Ok(start) => start,
-            Err(error) => {
-                registry::leave(&segment, claim);
-                return Err(error);
-            }
-        };
-        let capacity = segment.geometry().capacity;
+        let (reader, start) = ReaderSlot::join(segment, claim, slot_state::ACTIVE, |segment| {
+            registry::join(segment, claim, start, &upstreams)
+        })?;
         Ok(ConsumerRing {
-            reader: ReaderSlot::new(segment, claim, slot_state::ACTIVE),
+            reader,
             slots,
             upstreams,
-            capacity,
             next: start,
             available: start,
         })
-    }
-
-    /// The segment.
-    pub(crate) fn segment(&self) -> &Segment {
-        self.reader.segment()
     }
 
     /// Sequence of the next event to read.
@@ -514,7 +523,7 @@ impl<E: RingEvent> ConsumerRing<E> {
             if published > self.next {
                 // This consumer gates the producer from at most `next`: more than a ring beyond it can only
                 // be a rewrite by another process, and reading it would hand out overwritten slots.
-                if published - self.next > self.capacity {
+                if published - self.next > self.slots.capacity() {
                     self.corrupt_published(published);
                     return 0;
                 }
@@ -689,7 +698,6 @@ impl<E: RingEvent> Reader for ConsumerRing<E> {
 pub(crate) struct UntetheredRing<E> {
     reader: ReaderSlot,
     slots: Slots<E>,
-    capacity: u64,
     /// Next sequence to read.
     next: u64,
     /// Cached `published`: sequences below it have been published (they may have been overwritten since).
@@ -715,26 +723,16 @@ impl<E: RingEvent> UntetheredRing<E> {
         start: StartPosition,
     ) -> Result<UntetheredRing<E>, AttachError> {
         let slots = Slots::new(&segment);
-        let capacity = segment.geometry().capacity;
-        let start = match registry::join_untethered(&segment, claim, start) {
-            Ok(start) => start,
-            Err(error) => {
-                registry::leave(&segment, claim);
-                return Err(error);
-            }
-        };
+        let (reader, start) =
+            ReaderSlot::join(segment, claim, slot_state::UNTETHERED, |segment| {
+                registry::join_untethered(segment, claim, start)
+            })?;
         Ok(UntetheredRing {
-            reader: ReaderSlot::new(segment, claim, slot_state::UNTETHERED),
+            reader,
             slots,
-            capacity,
             next: start,
             available: start,
         })
-    }
-
-    /// The segment.
-    pub(crate) fn segment(&self) -> &Segment {
-        self.reader.segment()
     }
 
     /// Sequence of the next event to read.
@@ -780,8 +778,9 @@ impl<E: RingEvent> UntetheredRing<E> {
             .0
             .horizon
             .load(Ordering::Relaxed);
+        let capacity = self.slots.capacity();
         // `sequence + capacity >= horizon`, without overflow whatever the shared words hold.
-        if sequence >= horizon.saturating_sub(self.capacity) {
+        if sequence >= horizon.saturating_sub(capacity) {
             self.next = sequence + 1;
             // Informational only (no one gates on it): lets observers show this reader's lag.
             self.reader
@@ -794,7 +793,7 @@ impl<E: RingEvent> UntetheredRing<E> {
             // Sequences below `horizon - capacity` may have been overwritten; those at or above it cannot
             // have been yet. (Never past what was published: a horizon further ahead was rewritten by
             // another process.)
-            let resumed_at = (horizon - self.capacity).min(self.available.max(sequence + 1));
+            let resumed_at = (horizon - capacity).min(self.available.max(sequence + 1));
             self.next = resumed_at;
             // Poll afresh before reading `resumed_at`, so that its publication is acquired.
             self.available = self.available.min(resumed_at);

@@ -42,12 +42,11 @@
 //! The copy is a volatile read: Rust has no atomic memcpy yet, and every bit pattern of a
 //! [`RingEvent`] is a valid value, so a torn copy is harmless until validation discards it.
 
-use crate::consumer::{BuilderParts, ReadWaiting};
+use crate::consumer::ReadWaiting;
 use crate::error::{AttachError, ConsumeError};
 use crate::event::RingEvent;
-use crate::registry;
 use crate::ring::{Reader, UntetheredRead, UntetheredRing};
-use crate::segment::{Backend, Segment};
+use crate::segment::Backend;
 use crate::ConsumerBuilder;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -87,10 +86,7 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn untethered(self) -> UntetheredConsumerBuilder<E, B> {
-        UntetheredConsumerBuilder {
-            parts: self.into_parts(),
-            _types: PhantomData,
-        }
+        UntetheredConsumerBuilder { options: self }
     }
 }
 
@@ -98,8 +94,8 @@ impl<E: RingEvent, B: Backend> ConsumerBuilder<E, B> {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until build_consumer() is called"]
 pub struct UntetheredConsumerBuilder<E, B> {
-    parts: BuilderParts,
-    _types: PhantomData<fn() -> (E, B)>,
+    /// The options set before [`ConsumerBuilder::untethered`].
+    options: ConsumerBuilder<E, B>,
 }
 
 impl<E: RingEvent, B: Backend> UntetheredConsumerBuilder<E, B> {
@@ -108,20 +104,17 @@ impl<E: RingEvent, B: Backend> UntetheredConsumerBuilder<E, B> {
     /// [`StartPosition::Earliest`](crate::StartPosition::Earliest) is the oldest event it can still
     /// validate.
     pub fn build_consumer(self) -> Result<UntetheredConsumer<E, B>, AttachError> {
-        let parts = self.parts;
-        let location = parts.target.locate()?;
-        if !parts.upstream_ids.is_empty() {
+        let options = self.options;
+        if !options.upstream_ids.is_empty() {
             return Err(AttachError::UntetheredStage {
-                name: location.display_name(),
+                name: options.target.locate()?.display_name(),
             });
         }
-        registry::validate_consumer_id(&parts.consumer_id)?;
-        let segment = Segment::attach(location, &E::LAYOUT, parts.trust, parts.attach_timeout)?;
-        let claim = registry::claim_slot(&segment, &parts.consumer_id)?;
+        let (segment, claim) = options.attach_and_claim()?;
         Ok(UntetheredConsumer {
-            ring: UntetheredRing::join(segment, claim, parts.start_position)?,
-            waiting: ReadWaiting::new(parts.wait_strategy, parts.liveness_interval),
-            consumer_id: parts.consumer_id,
+            ring: UntetheredRing::join(segment, claim, options.start_position)?,
+            waiting: options.read_waiting(),
+            consumer_id: options.consumer_id,
             _backend: PhantomData,
         })
     }
@@ -176,12 +169,12 @@ impl<E: RingEvent, B: Backend> UntetheredConsumer<E, B> {
 
     /// The ring's capacity in events, as recorded in the segment.
     pub fn capacity(&self) -> usize {
-        self.ring.segment().geometry().capacity as usize
+        self.ring.slot().segment().geometry().capacity as usize
     }
 
     /// The segment name, with its leading slash.
     pub fn segment_name(&self) -> &str {
-        self.ring.segment().name()
+        self.ring.slot().segment().name()
     }
 
     /// This consumer's id.
