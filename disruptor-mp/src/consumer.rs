@@ -5,6 +5,7 @@
 use crate::error::{AttachError, ConsumeError};
 use crate::event::RingEvent;
 use crate::producer::DEFAULT_LIVENESS_INTERVAL;
+pub use crate::protocol_steps::StartPosition;
 use crate::registry::{self, SlotClaim, UpstreamStage};
 use crate::ring::{ConsumerRing, Reader};
 use crate::segment::{Backend, MappedFile, Segment, SharedMemory, Target, Trust};
@@ -60,28 +61,6 @@ pub fn attach_shared_consumer<E: RingEvent>(name: &str) -> SharedConsumerBuilder
 /// from [`StartPosition::Earliest`], then get [`ConsumeError::Closed`].
 pub fn attach_mmap_consumer<E: RingEvent>(path: impl AsRef<Path>) -> MmapConsumerBuilder<E> {
     ConsumerBuilder::new(Target::File(path.as_ref().to_path_buf()))
-}
-
-/// Where a consumer that joins a running ring starts reading; see
-/// [`SharedConsumerBuilder::with_start_position`].
-///
-/// Whatever the start, the consumer is never lapped: from its first event on it gates the producer, and
-/// it receives every later event exactly, in order. How the join guarantees that for each start is in the
-/// [`protocol`](crate::protocol#joining-a-running-ring-without-being-lapped) docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StartPosition {
-    /// The next event published after the consumer joins (the default).
-    #[default]
-    Latest,
-    /// The oldest event the ring still holds that the producer cannot overwrite before it sees this
-    /// consumer. On a closed ring (its producer exited) that is the ring's last `capacity` events; on a
-    /// live ring, the events no gating consumer has released yet, and those the producer has not lapped
-    /// since it last looked at the consumer table (at least the events since that look).
-    Earliest,
-    /// The event with this sequence, if the ring still holds it in the sense of `Earliest` (or it is the
-    /// next one to be published); otherwise the attach fails with [`AttachError::SequenceNotHeld`], naming
-    /// the oldest sequence held.
-    Sequence(u64),
 }
 
 /// Configures a consumer before attaching; see [`attach_shared_consumer`] and [`attach_mmap_consumer`].

@@ -37,10 +37,9 @@
 
 use crate::backend::shm;
 use crate::error::AttachError;
+use crate::protocol_steps::slot_state;
 use crate::registry;
-use crate::segment::{
-    slot_flags, slot_state, Endpoint, InspectedSegment, Location, Segment, MAGIC,
-};
+use crate::segment::{slot_flags, Endpoint, InspectedSegment, Location, Segment, MAGIC};
 use serde::Serialize;
 use std::io::{self, Read};
 use std::path::Path;

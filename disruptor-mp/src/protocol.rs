@@ -3,6 +3,11 @@
 //! misbehaves. (Documentation only; the byte layout is in
 //! [`segment`](crate::segment).)
 //!
+//! Every atomic step described here is one function of the crate's `protocol_steps` module, which the
+//! library runs on the mapped segment and a [loom](https://docs.rs/loom) model runs on heap words, under
+//! every interleaving up to a preemption bound (see the README's "Status" section and
+//! `disruptor-mp/src/protocol_steps/model.rs` for what the model covers).
+//!
 //! # Publishing and consuming
 //!
 //! Sequence `s` lives in slot `s mod capacity`. The producer may write sequence `s` only once every

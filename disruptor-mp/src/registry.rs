@@ -1,49 +1,17 @@
-//! The consumer table: claiming a slot, joining without being lapped, leaving, and the producer's view of
-//! who gates it.
-//!
-//! # The join handshake
-//!
-//! ```text
-//! consumer                                          producer (every gate refresh)
-//!   cursor := provisional                             (published was stored before)
-//!   state := JOINING                                  read membership; rescan the table if it moved
-//!   membership += 1                                   gate := min(gating cursors, own position) + capacity
-//!   fence (SeqCst)                                    horizon := max(horizon, gate)
-//!   first := from published, horizon, closed          fence (SeqCst)
-//!   cursor := first; state := ACTIVE                  read membership; if it moved, rescan and go again
-//! ```
-//!
-//! The two fences order the consumer's membership bump against the producer's final membership read of a
-//! refresh. Either that read sees the bump, and the gate was computed over a table in which the consumer
-//! gates from its provisional cursor (the producer then never writes at or above `provisional + capacity`,
-//! so it overwrites no sequence at or above `provisional`); or it does not, and then everything the
-//! producer stored before its fence (its `published` count and the horizon announcing that gate) is
-//! visible to the consumer's loads after its own fence. So the producer, until it sees the consumer, writes
-//! only below `published` (as loaded after the fence) plus `capacity`, and below the horizon (as loaded
-//! after the fence): the horizon is a high-water mark, and each gate was announced before it was used.
-//!
-//! How the first sequence is chosen, by [`StartPosition`]:
-//! - `Latest`: `provisional` is the current `published`, and `first` is `published` loaded after the
-//!   fence: no sequence at or above it can be overwritten before the producer sees the consumer.
-//! - `Earliest`: `provisional` is `published - capacity` (the oldest event the ring holds), and `first` is
-//!   the later of `provisional` and `horizon - capacity`: sequences below the horizon minus one capacity are
-//!   the only ones a producer that has not seen the consumer may still overwrite. On a closed ring nothing
-//!   is written any more, and `first` is `published - capacity` (the ring's last lap).
-//! - `Sequence(n)`: `provisional` is `n`, refused at once unless `published - capacity <= n <= published`;
-//!   after the fence it is refused if below the same bound as `Earliest`, naming that bound.
-//!
-//! In every case `provisional <= first`, so gating on the provisional cursor is safe, and `first` is at
-//! most `published`. A slot gates the producer from JOINING on, but counts as attached ([`active_count`],
-//! which `wait_for_consumers` reads) only once ACTIVE, after its start is fixed.
+//! The consumer table as processes use it: claiming a slot under its liveness lock, consumer ids and
+//! durable reservations, finding dead owners, and the pipeline's view of upstream stages. The protocol's
+//! own steps on the table (the join handshake, leaving, eviction, the producer's gate) are in
+//! [`protocol_steps`]; the functions here wrap them with what is not protocol: locks, ids, errors that
+//! name the ring.
 
 use crate::backend::liveness::ProcessStamp;
-use crate::consumer::StartPosition;
 use crate::error::{AttachError, UpstreamEnd};
-use crate::segment::{
-    now_unix_ns, slot_flags, slot_state, Endpoint, Ownership, Segment, MAX_CONSUMER_ID_LEN,
-};
+use crate::protocol_steps::{self, slot_state, JoinRefusal, Ownership, StartPosition};
+use crate::segment::{now_unix_ns, slot_flags, Endpoint, Segment, MAX_CONSUMER_ID_LEN};
 use std::io;
 use std::sync::atomic::{fence, Ordering};
+
+pub(crate) use protocol_steps::Eviction;
 
 /// Checks a consumer id: at most [`MAX_CONSUMER_ID_LEN`] bytes, no NUL.
 pub(crate) fn validate_consumer_id(id: &str) -> Result<(), AttachError> {
@@ -148,7 +116,7 @@ fn claim_free(segment: &Segment, id: &str) -> Result<Option<SlotClaim>, AttachEr
             state: slot_state::CLAIMED,
             generation: current.generation.wrapping_add(1),
         };
-        if !swap(segment, index, current, claimed) {
+        if !protocol_steps::swap(segment, index, current, claimed) {
             segment.release_lock(endpoint);
             continue;
         }
@@ -169,7 +137,7 @@ fn abandon(segment: &Segment, claim: SlotClaim) {
         state: slot_state::CLAIMED,
         generation: claim.generation,
     };
-    swap(
+    protocol_steps::swap(
         segment,
         claim.index,
         claimed,
@@ -215,7 +183,7 @@ fn claim_durable(
             state: slot_state::ACTIVE,
             generation: current.generation.wrapping_add(1),
         };
-        if swap(segment, index, current, resumed) {
+        if protocol_steps::swap(segment, index, current, resumed) {
             segment.record_stamp(endpoint, stamp);
             reset_counters(segment, index);
             segment
@@ -313,28 +281,6 @@ fn live_holder_of(segment: &Segment, id: &str, own: usize) -> Option<u32> {
     })
 }
 
-/// Compare-and-swap of slot `index`'s ownership word from `from` to `to`.
-fn swap(segment: &Segment, index: usize, from: Ownership, to: Ownership) -> bool {
-    segment
-        .consumer_slot(index)
-        .ownership
-        .compare_exchange(from.pack(), to.pack(), Ordering::AcqRel, Ordering::Relaxed)
-        .is_ok()
-}
-
-/// Tells the producer that the table changed, so its next gate refresh rescans it, and wakes it if it
-/// sleeps waiting for room (a consumer that left may have been the one holding it back).
-fn bump_membership(segment: &Segment) {
-    segment
-        .producer_region()
-        .membership
-        .0
-        .changes
-        .fetch_add(1, Ordering::SeqCst);
-    fence(Ordering::SeqCst);
-    segment.wake_commit_sleepers();
-}
-
 /// Frees the slots of consumers whose process died: an anonymous slot becomes FREE (the producer stops
 /// gating on it), a durable slot becomes RESERVED (it keeps gating at its cursor, waiting for its consumer
 /// to come back). Returns how many consumers stopped gating the producer, and counts them in the segment.
@@ -353,7 +299,7 @@ pub(crate) fn sweep_dead(segment: &Segment) -> usize {
         } else {
             current.with_state(slot_state::FREE)
         };
-        if swap(segment, index, current, next) {
+        if protocol_steps::swap(segment, index, current, next) {
             if slot_state::gates(current.state) && !slot_state::gates(next.state) {
                 stopped_gating += 1;
                 segment
@@ -363,7 +309,7 @@ pub(crate) fn sweep_dead(segment: &Segment) -> usize {
                     .dead_consumers_evicted
                     .fetch_add(1, Ordering::Relaxed);
             }
-            bump_membership(segment);
+            protocol_steps::bump_membership(segment);
         }
     }
     stopped_gating
@@ -380,9 +326,10 @@ pub(crate) fn dead_consumers_evicted(segment: &Segment) -> u64 {
 }
 
 /// Makes a claimed slot gate the producer and returns the first sequence the consumer will read, chosen
-/// by `start` (see the module docs for why it is never lapped) and never below where its `upstreams` are
-/// (a dependent cannot know which older events they saw). A durable slot resumes at its cursor whatever
-/// `start` says. On an error the slot is still claimed: the caller [`leave`]s it.
+/// by `start` (the handshake in [`protocol_steps::join`] makes sure it is never lapped) and never below
+/// where its `upstreams` are (a dependent cannot know which older events they saw). A durable slot
+/// resumes at its cursor whatever `start` says. On an error the slot is still claimed: the caller
+/// [`leave`]s it.
 pub(crate) fn join(
     segment: &Segment,
     claim: SlotClaim,
@@ -393,88 +340,54 @@ pub(crate) fn join(
         // A durable slot gated at its cursor all along: resume exactly after the last committed event.
         return Ok(cursor(segment, claim.index));
     }
-    let capacity = segment.geometry().capacity;
-    let published = published_count(segment);
-    let provisional = match start {
-        StartPosition::Latest => published,
-        StartPosition::Earliest => published.saturating_sub(capacity),
-        StartPosition::Sequence(requested) => {
-            let oldest = published.saturating_sub(capacity);
-            if requested < oldest || requested > published {
-                return Err(not_held(segment, requested, oldest, published));
-            }
-            requested
-        }
+    let upstream_floor = || {
+        upstreams
+            .iter()
+            .try_fold(0, |floor, upstream| match upstream.progress(segment) {
+                UpstreamProgress::Running { cursor } => Ok(u64::max(floor, cursor)),
+                UpstreamProgress::Stopped { .. } | UpstreamProgress::Replaced => {
+                    Err(AttachError::UpstreamNotFound {
+                        name: segment.name().to_string(),
+                        id: upstream.id.clone(),
+                    })
+                }
+            })
     };
-    begin_join(segment, claim, provisional);
-    // SeqCst fence: pairs with the producer's fence in each gate refresh (see the module docs).
-    fence(Ordering::SeqCst);
-    // Upstream cursors only grow: a floor read after the fence is still a floor when reading starts.
-    let mut upstream_floor = 0;
-    for upstream in upstreams {
-        match upstream.progress(segment) {
-            UpstreamProgress::Running { cursor } => upstream_floor = upstream_floor.max(cursor),
-            UpstreamProgress::Stopped { .. } | UpstreamProgress::Replaced => {
-                return Err(AttachError::UpstreamNotFound {
-                    name: segment.name().to_string(),
-                    id: upstream.id.clone(),
-                })
-            }
-        }
-    }
-    let first = match start {
-        StartPosition::Latest => published_count(segment).max(upstream_floor),
-        StartPosition::Earliest => oldest_protected(segment, provisional).max(upstream_floor),
-        StartPosition::Sequence(requested) => {
-            let oldest = oldest_protected(segment, provisional).max(upstream_floor);
-            if requested < oldest {
-                return Err(not_held(
-                    segment,
-                    requested,
-                    oldest,
-                    published_count(segment),
-                ));
-            }
-            requested
-        }
-    };
-    finish_join(segment, claim, first);
-    Ok(first)
+    protocol_steps::join(
+        segment,
+        claim.index,
+        claim.generation,
+        start,
+        upstream_floor,
+    )
+    .map_err(|refusal| join_error(segment, refusal))
 }
 
-/// Makes a claimed slot an untethered reader, which never gates the producer, and returns the first
-/// sequence it will read, chosen by `start`. No handshake with the producer is needed: every copy the
-/// reader makes is validated against the producer's horizon (see `crate::untethered`), so a start the
-/// producer overwrites meanwhile is reported as lapped, never read torn. The membership bump makes the
-/// producer announce its horizon in finer steps from its next gate refresh on.
+/// Makes a claimed slot an untethered reader (see [`protocol_steps::join_untethered`]) and returns the
+/// first sequence it will read.
 pub(crate) fn join_untethered(
     segment: &Segment,
     claim: SlotClaim,
     start: StartPosition,
 ) -> Result<u64, AttachError> {
-    let capacity = segment.geometry().capacity;
-    let horizon = segment
-        .producer_region()
-        .membership
-        .0
-        .horizon
-        .load(Ordering::Acquire);
-    let published = published_count(segment);
-    let mut oldest = published.saturating_sub(capacity);
-    if !segment.is_closed() {
-        oldest = oldest.max(horizon.saturating_sub(capacity)).min(published);
+    protocol_steps::join_untethered(segment, claim.index, claim.generation, start)
+        .map_err(|refusal| join_error(segment, refusal))
+}
+
+fn join_error(segment: &Segment, refusal: JoinRefusal<AttachError>) -> AttachError {
+    match refusal {
+        JoinRefusal::NotHeld {
+            requested,
+            oldest_held,
+            next,
+        } => AttachError::SequenceNotHeld {
+            name: segment.name().to_string(),
+            requested,
+            oldest_held,
+            next,
+        },
+        JoinRefusal::Upstream(error) => error,
     }
-    let first = match start {
-        StartPosition::Latest => published,
-        StartPosition::Earliest => oldest,
-        StartPosition::Sequence(requested) if requested < oldest || requested > published => {
-            return Err(not_held(segment, requested, oldest, published));
-        }
-        StartPosition::Sequence(requested) => requested,
-    };
-    occupy(segment, claim, slot_state::UNTETHERED, first);
-    bump_membership(segment);
-    Ok(first)
 }
 
 /// A consumer that a dependent consumer follows (see
@@ -588,124 +501,32 @@ impl UpstreamStage {
     }
 }
 
-fn published_count(segment: &Segment) -> u64 {
-    segment
-        .producer_region()
-        .published
-        .0
-        .count
-        .load(Ordering::Acquire)
-}
-
-/// After the join's fence: the oldest sequence that the producer cannot overwrite before it sees the
-/// joiner, given that the joiner gates from `provisional`. See the module docs.
-fn oldest_protected(segment: &Segment, provisional: u64) -> u64 {
-    oldest_protected_unclamped(segment, provisional).min(published_count(segment))
-}
-
-/// [`oldest_protected`] before it is capped at the published count (a horizon beyond it can only be a
-/// rewrite by another process).
-fn oldest_protected_unclamped(segment: &Segment, provisional: u64) -> u64 {
-    let capacity = segment.geometry().capacity;
-    if segment.is_closed() {
-        // Nothing will be written any more (the flag follows the last publish): the ring holds its last
-        // `capacity` events.
-        return published_count(segment).saturating_sub(capacity);
-    }
-    let horizon = segment
-        .producer_region()
-        .membership
-        .0
-        .horizon
-        .load(Ordering::Relaxed);
-    provisional.max(horizon.saturating_sub(capacity))
-}
-
-fn not_held(segment: &Segment, requested: u64, oldest_held: u64, next: u64) -> AttachError {
-    AttachError::SequenceNotHeld {
-        name: segment.name().to_string(),
-        requested,
-        oldest_held,
-        next,
-    }
-}
-
-/// The first half of [`join`]: the slot gates the producer from `provisional`.
-fn begin_join(segment: &Segment, claim: SlotClaim, provisional: u64) {
-    let slot = segment.consumer_slot(claim.index);
-    let joining = Ownership {
-        state: slot_state::JOINING,
-        generation: claim.generation,
-    };
-    // Release: a dependent consumer that reads this cursor while it still follows the slot's previous
-    // owner then sees our claim of the slot too (see `UpstreamStage::progress`).
-    slot.cursor.0.store(provisional, Ordering::Release);
-    // SeqCst (a release, among others): the producer that sees JOINING sees the provisional cursor.
-    slot.ownership.store(joining.pack(), Ordering::SeqCst);
-    bump_membership(segment);
-}
-
-/// The second half of [`join`]: fixes the start sequence, then counts the consumer as attached. Only
-/// then: whoever counts it (`wait_for_consumers`) and then publishes, publishes at or after `first`, so the
-/// consumer receives it.
-fn finish_join(segment: &Segment, claim: SlotClaim, first: u64) {
-    occupy(segment, claim, slot_state::ACTIVE, first);
-}
-
-/// Stores a reader's first sequence as the slot's cursor, then puts the slot in the reading `state`.
-fn occupy(segment: &Segment, claim: SlotClaim, state: u32, first: u64) {
-    let slot = segment.consumer_slot(claim.index);
-    // Release: pairs with the producer's Acquire load of cursors in its gate refresh.
-    slot.cursor.0.store(first, Ordering::Release);
-    // Release: whoever sees the state sees the cursor.
-    let reading = Ownership {
-        state,
-        generation: claim.generation,
-    };
-    slot.ownership.store(reading.pack(), Ordering::Release);
-}
-
 /// Gives the slot up, if this process still owns it under the claimed generation: an anonymous slot
 /// becomes FREE (the producer stops gating on it at its next refresh), a durable one RESERVED (it keeps its
 /// cursor and gates until its consumer comes back). Then drops the liveness lock. A process that
 /// inherited the endpoint through `fork` must not call this (the caller checks): it shares the owner's
 /// generation.
 pub(crate) fn leave(segment: &Segment, claim: SlotClaim) {
-    let current = slot_ownership(segment, claim.index);
-    if current.generation == claim.generation && slot_state::has_owner(current.state) {
-        let next = if claim.durable && current.state == slot_state::ACTIVE {
-            current.with_state(slot_state::RESERVED)
-        } else {
-            current.with_state(slot_state::FREE)
-        };
-        if next.state == slot_state::FREE {
-            segment
-                .consumer_slot(claim.index)
-                .id_len
-                .store(0, Ordering::Relaxed);
-        }
-        if swap(segment, claim.index, current, next) {
-            bump_membership(segment);
-        }
-    }
+    let clear_id = || {
+        segment
+            .consumer_slot(claim.index)
+            .id_len
+            .store(0, Ordering::Relaxed)
+    };
+    protocol_steps::leave(
+        segment,
+        claim.index,
+        claim.generation,
+        claim.durable,
+        clear_id,
+    );
     segment.release_lock(Endpoint::Consumer(claim.index));
 }
 
 /// Acknowledges an eviction the producer started on this consumer's slot (EVICTING → EVICTED) and drops
 /// the liveness lock: from here on the consumer reads nothing, and the producer stops gating on it.
 pub(crate) fn acknowledge_eviction(segment: &Segment, claim: SlotClaim) {
-    let evicting = Ownership {
-        state: slot_state::EVICTING,
-        generation: claim.generation,
-    };
-    if swap(
-        segment,
-        claim.index,
-        evicting,
-        evicting.with_state(slot_state::EVICTED),
-    ) {
-        bump_membership(segment);
-    }
+    protocol_steps::acknowledge_eviction(segment, claim.index, claim.generation);
     segment.release_lock(Endpoint::Consumer(claim.index));
 }
 
@@ -728,70 +549,20 @@ pub(crate) fn is_attached(segment: &Segment, index: usize) -> bool {
 
 /// The committed cursor of slot `index`: the next sequence its consumer will read.
 pub(crate) fn cursor(segment: &Segment, index: usize) -> u64 {
-    segment
-        .consumer_slot(index)
-        .cursor
-        .0
-        .load(Ordering::Acquire)
+    protocol_steps::load_cursor(segment, index)
 }
 
-/// What [`evict`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Eviction {
-    /// The slot no longer gates the producer (its consumer was dead, or had acknowledged).
-    Done,
-    /// Its live consumer was told to leave (EVICTING) and gates until it acknowledges or dies.
-    Pending,
-}
-
-/// Evicts the consumer in slot `index` by policy, two-phase for a live consumer (see the
-/// [`required`](crate::required) module docs): a dead or absent owner's slot is freed at once, reservation
-/// included; a live one is marked EVICTING and keeps gating until it acknowledges.
+/// Evicts the consumer in slot `index` by policy (see [`protocol_steps::evict`] and the
+/// [`required`](crate::required) module docs), asking the kernel whether its owner is alive.
 pub(crate) fn evict(segment: &Segment, index: usize) -> Eviction {
-    loop {
-        let current = slot_ownership(segment, index);
-        let alive =
-            slot_state::has_owner(current.state) && segment.is_alive(Endpoint::Consumer(index));
-        let next = match current.state {
-            slot_state::FREE | slot_state::CLAIMED => return Eviction::Done,
-            slot_state::EVICTING if alive => return Eviction::Pending,
-            slot_state::ACTIVE | slot_state::JOINING if alive => {
-                current.with_state(slot_state::EVICTING)
-            }
-            // An untethered reader does not gate: nothing to wait for. It notices at its next read.
-            slot_state::UNTETHERED if alive => current.with_state(slot_state::EVICTED),
-            _ => current.with_state(slot_state::FREE),
-        };
-        if swap(segment, index, current, next) {
-            if matches!(next.state, slot_state::EVICTING | slot_state::EVICTED) {
-                // Release: a consumer that sees the bump sees its slot EVICTING (or EVICTED).
-                segment
-                    .producer_region()
-                    .published
-                    .0
-                    .evictions
-                    .fetch_add(1, Ordering::Release);
-                // A sleeping consumer must wake to notice it.
-                fence(Ordering::SeqCst);
-                segment.wake_consumers_if_sleeping();
-            }
-            bump_membership(segment);
-            return if next.state == slot_state::EVICTING {
-                Eviction::Pending
-            } else {
-                Eviction::Done
-            };
-        }
-    }
+    protocol_steps::evict(segment, index, || {
+        segment.is_alive(Endpoint::Consumer(index))
+    })
 }
 
+/// Slot `index`'s state and generation.
 pub(crate) fn slot_ownership(segment: &Segment, index: usize) -> Ownership {
-    Ownership::unpack(
-        segment
-            .consumer_slot(index)
-            .ownership
-            .load(Ordering::Acquire),
-    )
+    protocol_steps::ownership(segment, index)
 }
 
 /// Indexes of the slots gating the producer right now.
@@ -812,99 +583,6 @@ pub(crate) fn active_count(segment: &Segment) -> usize {
     (0..segment.geometry().consumer_slots as usize)
         .filter(|&i| slot_ownership(segment, i).state == slot_state::ACTIVE)
         .count()
-}
-
-/// The producer's cached list of gating slots, rebuilt only when the membership counter moves, and the
-/// horizon it has announced.
-#[derive(Debug)]
-pub(crate) struct GatingSet {
-    membership_seen: u64,
-    active: Vec<usize>,
-    /// Whether an untethered reader was in the table at the last rescan: then gates are capped at
-    /// [`untethered_step`] ahead, so that the horizon stays close enough behind for it to validate reads.
-    untethered: bool,
-    /// The highest gate announced in the segment's horizon word (mirrors it: only the producer writes it).
-    horizon: u64,
-}
-
-impl GatingSet {
-    /// An empty set that rescans on first use.
-    pub(crate) fn new() -> GatingSet {
-        GatingSet {
-            membership_seen: u64::MAX,
-            active: Vec::new(),
-            untethered: false,
-            horizon: 0,
-        }
-    }
-
-    /// The producer's new gate: the lowest cursor among gating consumers (or `own_position` when none
-    /// gates) plus `capacity`; while untethered readers are attached, at most [`untethered_step`] past
-    /// `own_position`, or `wanted_end` if that is further (so that a batch of any size can still fit). Must
-    /// be called after the producer's last `published` store.
-    ///
-    /// The gate is computed over the table as of the membership counter, announced in the horizon word
-    /// (when it is the highest so far) before the fence, and the counter read again after it; if the table
-    /// changed, all of it again. So the gate returned was announced before a fence after which the table
-    /// was seen unchanged. See the module docs for what joiners conclude from that.
-    pub(crate) fn gate(
-        &mut self,
-        segment: &Segment,
-        own_position: u64,
-        wanted_end: u64,
-        capacity: u64,
-    ) -> u64 {
-        let membership = &segment.producer_region().membership.0;
-        let mut changes = membership.changes.load(Ordering::Acquire);
-        for _ in 0..MAX_GATE_RESCANS {
-            if changes != self.membership_seen {
-                self.membership_seen = changes;
-                self.active.clear();
-                self.active.extend(gating_slots(segment));
-                self.untethered = (0..segment.geometry().consumer_slots as usize)
-                    .any(|i| slot_ownership(segment, i).state == slot_state::UNTETHERED);
-            }
-            let mut gate = self.min_cursor(segment, own_position) + capacity;
-            if self.untethered {
-                gate = gate.min((own_position + untethered_step(capacity)).max(wanted_end));
-            }
-            if gate > self.horizon {
-                self.horizon = gate;
-                // Relaxed: ordered before the joiner's load by the fence below and the joiner's own fence.
-                membership.horizon.store(gate, Ordering::Relaxed);
-            }
-            // SeqCst fence: pairs with the joiner's fence (see the module docs). The published count and
-            // the horizon were stored before it; the membership counter is read after it.
-            fence(Ordering::SeqCst);
-            changes = membership.changes.load(Ordering::Acquire);
-            if changes == self.membership_seen {
-                return gate;
-            }
-        }
-        // The table kept changing: no room for now (always safe). The caller's wait, with its deadline,
-        // comes back later; a process that bumps the counter without end cannot hold the producer here.
-        own_position
-    }
-
-    fn min_cursor(&self, segment: &Segment, own_position: u64) -> u64 {
-        self.active
-            .iter()
-            .map(|&i| segment.consumer_slot(i).cursor.0.load(Ordering::Acquire))
-            .fold(own_position, u64::min)
-    }
-}
-
-/// Rescans of the table one gate refresh makes while consumers keep joining or leaving, before it reports
-/// no room for now. Joins and leaves are rare; only a process rewriting the membership counter in a loop
-/// reaches this.
-const MAX_GATE_RESCANS: usize = 64;
-
-/// How far past its position the producer may write, at most, between two announcements of its horizon
-/// while untethered readers are attached: a quarter of the ring. An untethered reader can then validate
-/// any event within three quarters of a ring of the newest, and the producer pays one more gate refresh
-/// (a fence and a look at the gating cursors) every quarter ring instead of about once a ring.
-pub(crate) fn untethered_step(capacity: u64) -> u64 {
-    (capacity / 4).max(1)
 }
 
 #[cfg(test)]
@@ -933,12 +611,16 @@ mod tests {
     fn a_joining_consumer_gates_at_once_but_counts_as_attached_only_once_its_start_is_fixed() {
         let segment = segment("join-count");
         let claim = claim_slot(&segment, "late").unwrap();
-        begin_join(&segment, claim, 0);
-        // Gating already (it must not be lapped), but `wait_for_consumers` must not return for it yet: an
-        // event published now could precede its start.
-        assert_eq!(gating_slots(&segment).count(), 1);
-        assert_eq!(active_count(&segment), 0);
-        finish_join(&segment, claim, 0);
+        // The upstream floor is looked at mid-handshake, after the fence and before the start is fixed.
+        let mid_join = || {
+            // Gating already (it must not be lapped), but `wait_for_consumers` must not return for it
+            // yet: an event published now could precede its start.
+            assert_eq!(gating_slots(&segment).count(), 1);
+            assert_eq!(active_count(&segment), 0);
+            Ok::<u64, ()>(0)
+        };
+        let start = StartPosition::Latest;
+        protocol_steps::join(&segment, claim.index, claim.generation, start, mid_join).unwrap();
         assert_eq!(active_count(&segment), 1);
         leave(&segment, claim);
         assert_eq!(gating_slots(&segment).count(), 0);

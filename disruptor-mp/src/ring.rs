@@ -9,15 +9,13 @@
 //! call and no lock on either path. [`crate::protocol`] explains the whole protocol.
 
 use crate::backend::wake::FencePair;
-use crate::consumer::StartPosition;
 use crate::error::{AttachError, ConsumeError, UpstreamEnd};
 use crate::event::RingEvent;
-use crate::registry::{self, GatingSet, SlotClaim, UpstreamProgress, UpstreamStage};
-use crate::segment::{
-    add, commit_sleepers, slot_state, ConsumerSlot, Endpoint, Ownership, ProducerCounters,
-    PublishedLine, Segment,
+use crate::protocol_steps::{
+    self, commit_sleepers, slot_state, GatingSet, Ownership, SharedWords, StartPosition,
 };
-use crate::wait;
+use crate::registry::{self, SlotClaim, UpstreamProgress, UpstreamStage};
+use crate::segment::{add, ConsumerSlot, Endpoint, ProducerCounters, Segment};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, Ordering};
@@ -163,9 +161,7 @@ impl<E: RingEvent> ProducerRing<E> {
 
     /// Recomputes the gate from the consumers' cursors; whether sequences below `end` may be written.
     fn refresh_gate(&mut self, end: u64) -> bool {
-        self.gate = self
-            .gating
-            .gate(&self.segment, self.next, end, self.capacity);
+        self.gate = self.gating.gate(&self.segment, self.next, end);
         end <= self.gate
     }
 
@@ -173,17 +169,15 @@ impl<E: RingEvent> ProducerRing<E> {
     /// then: the producer's half of the handshake in [`crate::wait`].
     #[cold]
     pub(crate) fn sleep_for_room(&mut self, count: u64, bound: Duration) {
-        let line = &self.segment.producer_region().producer_wait.0;
-        let ticket = wait::announce_sleep(
-            &line.sleeping,
-            commit_sleepers::PRODUCER,
-            &line.wake,
+        let sleep = protocol_steps::announce_commit_sleep(
+            &self.segment,
             self.fences,
+            commit_sleepers::PRODUCER,
         );
         add(&self.counters().sleeps, 1);
         // The re-check after the fence: a commit the waker made before it saw the flag is seen here.
         if !self.refresh_gate(self.next + count) {
-            ticket.sleep(&self.segment.producer_region().producer_wait.0.wake, bound);
+            sleep.sleep(&self.segment, bound);
         }
     }
 
@@ -193,14 +187,9 @@ impl<E: RingEvent> ProducerRing<E> {
     #[inline(always)]
     fn publish_up_to(&mut self, end: u64) {
         self.next = end;
-        self.segment
-            .producer_region()
-            .published
-            .0
-            .count
-            .store(end, Ordering::Release);
+        protocol_steps::publish(&self.segment, end);
         self.fences.light();
-        self.segment.wake_consumers_if_sleeping();
+        protocol_steps::wake_consumers_if_sleeping(&self.segment);
     }
 
     /// Lets `write` fill the next slot in place and publishes it, if there is room; returns its sequence.
@@ -256,15 +245,7 @@ impl<E: RingEvent> ProducerRing<E> {
         if std::process::id() != self.owner_pid {
             return;
         }
-        // Release: pairs with the consumers' Acquire load; every publish happened before.
-        self.segment
-            .producer_region()
-            .closed
-            .0
-            .store(1, Ordering::Release);
-        // Sleeping consumers re-check the closed flag when woken.
-        fence(Ordering::SeqCst);
-        self.segment.wake_consumers_if_sleeping();
+        protocol_steps::close(&self.segment);
         let _ = self.segment.unlink_if_current();
     }
 }
@@ -326,22 +307,15 @@ impl ReaderSlot {
         self.claim.index
     }
 
-    #[inline(always)]
-    fn published_line(&self) -> &PublishedLine {
-        &self.segment.producer_region().published.0
-    }
-
     /// The published count, or `None` once reading has ended. Looks at the eviction notice first: the word
     /// is on the line loaded anyway; only when it moved does the reader look at its own slot.
     #[inline(always)]
     fn load_published(&mut self) -> Option<u64> {
-        // Acquire: pairs with the producer's Release bump after marking a slot EVICTING.
-        let evictions = self.published_line().evictions.load(Ordering::Acquire);
+        let evictions = protocol_steps::load_evictions(&self.segment);
         if (evictions != self.evictions_seen || self.ended.is_some()) && self.notice_eviction() {
             return None;
         }
-        // Acquire: pairs with the producer's Release store; the slots below are now visible.
-        Some(self.published_line().count.load(Ordering::Acquire))
+        Some(protocol_steps::load_published(&self.segment))
     }
 
     /// Looks at our own slot after an eviction notice; returns whether reading has ended. If the producer
@@ -351,13 +325,12 @@ impl ReaderSlot {
     #[cold]
     fn notice_eviction(&mut self) -> bool {
         if self.ended.is_none() {
-            self.evictions_seen = self.published_line().evictions.load(Ordering::Acquire);
+            self.evictions_seen = protocol_steps::load_evictions(&self.segment);
             let ours = Ownership {
                 state: self.reading_state,
                 generation: self.claim.generation,
             };
-            let ownership = self.own_slot().ownership.load(Ordering::Acquire);
-            if ownership != ours.pack() {
+            if !protocol_steps::still_holds(&self.segment, self.claim.index, ours) {
                 self.ended = Some(ConsumeError::Evicted);
                 registry::acknowledge_eviction(&self.segment, self.claim);
             }
@@ -403,14 +376,7 @@ impl ReaderSlot {
     /// [`Segment::is_closed`]).
     #[inline(always)]
     pub(crate) fn may_have_ended(&self) -> bool {
-        self.ended.is_some()
-            || self
-                .segment
-                .producer_region()
-                .closed
-                .0
-                .load(Ordering::Relaxed)
-                != 0
+        self.ended.is_some() || self.segment.closed().load(Ordering::Relaxed) != 0
     }
 
     /// Sleeps until the producer wakes consumers or `bound` passes, unless something to read or to notice
@@ -418,27 +384,19 @@ impl ReaderSlot {
     /// the handshake in [`crate::wait`].
     #[cold]
     fn sleep_for_events(&self, next: u64, bound: Duration) {
-        let line = self.published_line();
-        let ticket = wait::announce_sleep(
-            &line.consumers_sleeping,
-            wait::SLEEPING,
-            &line.consumer_wake,
-            self.fences,
-        );
         add(&self.own_slot().sleeps, 1);
-        // The re-check after the fence: whatever the producer stored before it looked at the flag is
-        // seen here.
-        let nothing_new = line.count.load(Ordering::Acquire) <= next
-            && line.evictions.load(Ordering::Acquire) == self.evictions_seen
-            && !self.segment.is_closed();
-        if nothing_new {
-            ticket.sleep(&line.consumer_wake, bound);
-        }
+        protocol_steps::sleep_for_events(
+            &self.segment,
+            self.fences,
+            next,
+            self.evictions_seen,
+            bound,
+        );
     }
 
     /// Whether every event published so far lies before `next` (a fresh acquire load).
     fn caught_up(&self, next: u64) -> bool {
-        self.published_line().count.load(Ordering::Acquire) <= next
+        protocol_steps::load_published(&self.segment) <= next
     }
 }
 
@@ -607,14 +565,9 @@ impl<E: RingEvent> ConsumerRing<E> {
     pub(crate) fn commit(&mut self, count: u64) {
         debug_assert!(self.next + count <= self.available);
         self.next += count;
-        // Release: our reads of the slots happen-before the producer's Acquire load of this cursor.
-        self.reader
-            .own_slot()
-            .cursor
-            .0
-            .store(self.next, Ordering::Release);
+        protocol_steps::commit(&self.reader.segment, self.reader.claim.index, self.next);
         self.reader.fences.light();
-        self.reader.segment.wake_commit_sleepers();
+        protocol_steps::wake_commit_sleepers(&self.reader.segment);
     }
 }
 
@@ -634,31 +587,23 @@ impl<E: RingEvent> Reader for ConsumerRing<E> {
     /// any other consumer sleeps until the producer publishes.
     #[cold]
     fn sleep_for_events(&mut self, bound: Duration) {
-        let published = self.reader.published_line().count.load(Ordering::Acquire);
+        let published = protocol_steps::load_published(&self.reader.segment);
         if self.upstreams.is_empty() || published <= self.next {
             return self.reader.sleep_for_events(self.next, bound);
         }
-        let line = &self.reader.segment.producer_region().producer_wait.0;
-        let ticket = wait::announce_sleep(
-            &line.sleeping,
-            commit_sleepers::DEPENDENTS,
-            &line.dependent_wake,
+        let sleep = protocol_steps::announce_commit_sleep(
+            &self.reader.segment,
             self.reader.fences,
+            commit_sleepers::DEPENDENTS,
         );
         add(&self.reader.own_slot().sleeps, 1);
         // The re-check after the fence: a commit made before its consumer looked at the flag is seen here.
         let evictions_seen = self.reader.evictions_seen;
         let nothing_new = self.upstream_limit(published) <= self.next
             && self.reader.ended.is_none()
-            && self
-                .reader
-                .published_line()
-                .evictions
-                .load(Ordering::Acquire)
-                == evictions_seen;
+            && protocol_steps::load_evictions(&self.reader.segment) == evictions_seen;
         if nothing_new {
-            let line = &self.reader.segment.producer_region().producer_wait.0;
-            ticket.sleep(&line.dependent_wake, bound);
+            sleep.sleep(&self.reader.segment, bound);
         }
     }
 

@@ -56,7 +56,7 @@ use crate::backend::shm;
 use crate::backend::{Mapping, SegmentObject};
 use crate::error::{AttachError, CreateError, EventSummary, NameError, PathRefusal, TypeMismatch};
 use crate::layout::{FieldDifference, Fnv64, LeafField, TypeLayout};
-use crate::wait;
+use crate::protocol_steps::{self, CommitWaitLine, MembershipLine, PublishedLine, SharedWords};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::mem::{offset_of, size_of};
@@ -222,10 +222,10 @@ const _: () = {
     assert!(offset_of!(PublishedLine, consumer_wake) == 20);
     assert!(offset_of!(MembershipLine, changes) == 0);
     assert!(offset_of!(MembershipLine, horizon) == 8);
-    assert!(offset_of!(ProducerRegion, producer_wait) == 3 * CACHE_LINE);
-    assert!(offset_of!(ProducerWaitLine, sleeping) == 0);
-    assert!(offset_of!(ProducerWaitLine, wake) == 4);
-    assert!(offset_of!(ProducerWaitLine, dependent_wake) == 8);
+    assert!(offset_of!(ProducerRegion, commit_wait) == 3 * CACHE_LINE);
+    assert!(offset_of!(CommitWaitLine, sleeping) == 0);
+    assert!(offset_of!(CommitWaitLine, wake) == 4);
+    assert!(offset_of!(CommitWaitLine, dependent_wake) == 8);
     assert!(size_of::<ConsumerSlot>() == 2 * CACHE_LINE);
     assert!(offset_of!(ConsumerSlot, cursor) == 0);
     assert!(offset_of!(ConsumerSlot, ownership) == CACHE_LINE);
@@ -269,59 +269,6 @@ pub(crate) struct StampWords {
     pub(crate) start_time: AtomicU64,
 }
 
-/// The line every consumer loads to learn what it may read.
-#[repr(C)]
-pub(crate) struct PublishedLine {
-    /// Number of events published; event `s` is readable once `count > s`. Release-stored by the producer
-    /// after writing the slots, acquire-loaded by consumers.
-    pub(crate) count: AtomicU64,
-    /// Bumped each time a consumer is told to leave (its slot marked EVICTING). It shares the line that
-    /// consumers load anyway, so that a consumer learns of an eviction without touching another line on
-    /// its read path: it looks at its own slot only when this changed.
-    pub(crate) evictions: AtomicU64,
-    /// Non-zero while some consumer sleeps (or is about to) waiting for events; set by each consumer
-    /// before it sleeps, cleared by the producer when it wakes them. On this line so that the producer's
-    /// check after each publish loads a line it has just written.
-    pub(crate) consumers_sleeping: AtomicU32,
-    /// The futex word sleeping consumers wait on: bumped by every wake-up the producer sends.
-    pub(crate) consumer_wake: AtomicU32,
-}
-
-/// The line consumers bump when they join or leave, and the producer's horizon.
-#[repr(C)]
-pub(crate) struct MembershipLine {
-    /// Bumped by every consumer join and leave, so the producer rescans the table only when it changed.
-    pub(crate) changes: AtomicU64,
-    /// The highest gate the producer has used: it never wrote a sequence at or above it without first
-    /// seeing the table as it is now. Stored before the fence of each gate refresh; a consumer joining at
-    /// an earlier start reads it to learn which held events the producer cannot overwrite before it sees
-    /// the new consumer (see `registry`).
-    pub(crate) horizon: AtomicU64,
-}
-
-/// The line through which whoever waits for a consumer's commit sleeps, and the committing consumer wakes
-/// them: the producer blocked on a full ring, and consumers that follow another consumer in a pipeline
-/// (see [`crate::ConsumerBuilder::after`]).
-#[repr(C)]
-pub(crate) struct ProducerWaitLine {
-    /// [`commit_sleepers`] bits, raised while the producer or a dependent consumer sleeps (or is about to)
-    /// waiting for a commit; cleared by the consumer that wakes them. One word, so that a commit checks
-    /// for both kinds of sleeper with one load.
-    pub(crate) sleeping: AtomicU32,
-    /// The futex word the sleeping producer waits on: bumped by every wake-up a consumer sends it.
-    pub(crate) wake: AtomicU32,
-    /// The futex word sleeping dependent consumers wait on: bumped by every wake-up a consumer sends them.
-    pub(crate) dependent_wake: AtomicU32,
-}
-
-/// Bits of [`ProducerWaitLine::sleeping`]: who sleeps waiting for a consumer to commit.
-pub(crate) mod commit_sleepers {
-    /// The producer, waiting for room.
-    pub(crate) const PRODUCER: u32 = 1;
-    /// One or more consumers that read only what another consumer has committed.
-    pub(crate) const DEPENDENTS: u32 = 2;
-}
-
 /// The producer's shared words.
 #[repr(C)]
 pub(crate) struct ProducerRegion {
@@ -331,8 +278,8 @@ pub(crate) struct ProducerRegion {
     pub(crate) closed: Line<AtomicU32>,
     /// The membership counter and the producer's horizon.
     pub(crate) membership: Line<MembershipLine>,
-    /// The blocked producer's sleep and wake words.
-    pub(crate) producer_wait: Line<ProducerWaitLine>,
+    /// Where the producer waiting for room, and pipeline stages waiting for their upstream stages, sleep.
+    pub(crate) commit_wait: Line<CommitWaitLine>,
     /// Who the producer is, and what happened to the consumers: rarely written.
     pub(crate) lifecycle: Line<Lifecycle>,
     /// What the producer has done, for observers: written only by the producer, on its cold paths.
@@ -367,78 +314,11 @@ pub(crate) struct Lifecycle {
     pub(crate) reclaimer_pid: AtomicU32,
 }
 
-/// Slot states in the consumer table. A slot's state and generation share one 64-bit *ownership word*
-/// (see [`Ownership`]), so that every transition is one compare-and-swap that also proves the slot was not
-/// freed and claimed again in between.
-pub(crate) mod slot_state {
-    /// Unused; any consumer may claim it.
-    pub(crate) const FREE: u32 = 0;
-    /// Claimed by a joining consumer that is writing its identity; not yet gating.
-    pub(crate) const CLAIMED: u32 = 1;
-    /// Gating the producer from a provisional cursor while the consumer fixes its start sequence; not yet
-    /// counted as attached.
-    pub(crate) const JOINING: u32 = 2;
-    /// Gating the producer with its cursor; its start sequence is fixed, so it is counted as attached.
-    pub(crate) const ACTIVE: u32 = 3;
-    /// Being evicted by the producer's policy: still gating (an event the consumer may be reading is not
-    /// overwritten) until the consumer acknowledges with EVICTED, or its process is found dead.
-    pub(crate) const EVICTING: u32 = 4;
-    /// The consumer acknowledged its eviction and reads nothing more; no longer gating.
-    pub(crate) const EVICTED: u32 = 5;
-    /// A named, durable slot with no live owner: it keeps gating at its cursor until its consumer (re)attaches
-    /// under its id and resumes there.
-    pub(crate) const RESERVED: u32 = 6;
-    /// An untethered reader: it reads without gating the producer, validating each copy it makes (see
-    /// `crate::untethered`). Its cursor is informational.
-    pub(crate) const UNTETHERED: u32 = 7;
-
-    /// Whether a slot in `state` holds the producer back.
-    pub(crate) fn gates(state: u32) -> bool {
-        matches!(state, JOINING | ACTIVE | EVICTING | RESERVED)
-    }
-
-    /// Whether a slot in `state` belongs to a (possibly dead) process whose lock tells if it is alive.
-    pub(crate) fn has_owner(state: u32) -> bool {
-        matches!(
-            state,
-            CLAIMED | JOINING | ACTIVE | EVICTING | EVICTED | UNTETHERED
-        )
-    }
-}
-
 /// Bits of a consumer slot's `flags`.
 pub(crate) mod slot_flags {
     /// The slot was reserved by name at creation (`discover_consumer_with_prefix`): it survives its
     /// owner's death with its cursor, and keeps gating.
     pub(crate) const DURABLE: u32 = 1;
-}
-
-/// A decoded ownership word: the slot's state (one of [`slot_state`]) and its generation, which changes at
-/// every claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ownership {
-    pub(crate) state: u32,
-    pub(crate) generation: u32,
-}
-
-impl Ownership {
-    /// The word as stored: state in the low half, generation in the high half.
-    pub(crate) fn pack(self) -> u64 {
-        u64::from(self.state) | (u64::from(self.generation) << 32)
-    }
-
-    /// The word decoded.
-    pub(crate) fn unpack(word: u64) -> Ownership {
-        Ownership {
-            state: word as u32,
-            generation: (word >> 32) as u32,
-        }
-    }
-
-    /// The same generation in another state.
-    pub(crate) fn with_state(self, state: u32) -> Ownership {
-        Ownership { state, ..self }
-    }
 }
 
 /// One consumer's entry in the table: its cursor alone on the first line (written by the consumer, read by
@@ -1340,69 +1220,9 @@ impl Segment {
         unsafe { ready_word_at(self.mapping.base()) }
     }
 
-    /// Wakes the consumers sleeping for events, if any (see [`wait`](crate::wait) for the handshake). Call
-    /// it after the store they wait for (an event published, the ring closed, an eviction noticed) and a
-    /// fence between that store and this: the light fence on the hot path, a full fence elsewhere.
-    #[inline(always)]
-    pub(crate) fn wake_consumers_if_sleeping(&self) {
-        if self
-            .producer_region()
-            .published
-            .0
-            .consumers_sleeping
-            .load(Ordering::Relaxed)
-            != 0
-        {
-            self.wake_sleeping_consumers();
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn wake_sleeping_consumers(&self) {
-        let line = &self.producer_region().published.0;
-        if wait::wake_sleepers(
-            &line.consumers_sleeping,
-            &[(wait::SLEEPING, &line.consumer_wake)],
-        ) {
-            // Only the producer wakes consumers, so only the producer writes this counter.
-            add(&self.producer_region().counters.0.wakeups_sent, 1);
-        }
-    }
-
-    /// Wakes whoever sleeps waiting for a consumer's commit: the producer waiting for room, and consumers
-    /// that follow another consumer (the mirror of
-    /// [`wake_consumers_if_sleeping`](Self::wake_consumers_if_sleeping), after a commit or a leave).
-    #[inline(always)]
-    pub(crate) fn wake_commit_sleepers(&self) {
-        if self
-            .producer_region()
-            .producer_wait
-            .0
-            .sleeping
-            .load(Ordering::Relaxed)
-            != 0
-        {
-            self.wake_sleeping_committers();
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn wake_sleeping_committers(&self) {
-        let line = &self.producer_region().producer_wait.0;
-        wait::wake_sleepers(
-            &line.sleeping,
-            &[
-                (commit_sleepers::PRODUCER, &line.wake),
-                (commit_sleepers::DEPENDENTS, &line.dependent_wake),
-            ],
-        );
-    }
-
     /// Whether the producer closed the ring cleanly (Acquire: its last publish is visible after `true`).
     pub(crate) fn is_closed(&self) -> bool {
-        self.producer_region().closed.0.load(Ordering::Acquire) != 0
+        protocol_steps::is_closed(self)
     }
 
     /// The producer's shared words.
@@ -1533,6 +1353,52 @@ fn os_attempt(name: &str, operation: &'static str, source: io::Error) -> Attempt
         operation,
         source,
     })
+}
+
+/// The protocol's words in the mapping, bounded by the geometry validated at attach.
+impl SharedWords for Segment {
+    #[inline(always)]
+    fn capacity(&self) -> u64 {
+        self.geometry.capacity
+    }
+
+    fn slot_count(&self) -> usize {
+        self.geometry.consumer_slots as usize
+    }
+
+    #[inline(always)]
+    fn published_line(&self) -> &PublishedLine {
+        &self.producer_region().published.0
+    }
+
+    #[inline(always)]
+    fn closed(&self) -> &AtomicU32 {
+        &self.producer_region().closed.0
+    }
+
+    fn membership(&self) -> &MembershipLine {
+        &self.producer_region().membership.0
+    }
+
+    #[inline(always)]
+    fn commit_wait(&self) -> &CommitWaitLine {
+        &self.producer_region().commit_wait.0
+    }
+
+    #[inline(always)]
+    fn cursor(&self, index: usize) -> &AtomicU64 {
+        &self.consumer_slot(index).cursor.0
+    }
+
+    #[inline(always)]
+    fn ownership_word(&self, index: usize) -> &AtomicU64 {
+        &self.consumer_slot(index).ownership
+    }
+
+    fn count_consumer_wakeup(&self) {
+        // Only the producer wakes consumers, so only the producer writes this counter.
+        add(&self.producer_region().counters.0.wakeups_sent, 1);
+    }
 }
 
 /// A segment mapped read-only by [`Segment::inspect`], with its validated header and field descriptor. It

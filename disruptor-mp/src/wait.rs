@@ -53,7 +53,7 @@
 //! dead producer, and a sleeping producer a dead consumer, within that bound, and by the wait's deadline.
 
 use crate::backend::wake::{self, FencePair};
-use std::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How a blocked endpoint waits for the other side.
@@ -371,7 +371,7 @@ impl PollPacer {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

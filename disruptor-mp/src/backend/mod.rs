@@ -30,13 +30,22 @@
 //! Identifying the creating process for display needs no backend (`std::process::id` serves on both
 //! systems); telling whether an endpoint's process is still alive does, and is [`liveness`].
 
+// Under `cfg(loom)` only `wake` is built, with the model's futex (see `crate::protocol_steps`).
+#[cfg(not(loom))]
 pub(crate) mod affinity;
+#[cfg(not(loom))]
 pub(crate) mod file;
+#[cfg(not(loom))]
 pub(crate) mod liveness;
+#[cfg(not(loom))]
 pub(crate) mod mmap;
+#[cfg(not(loom))]
 pub(crate) mod object;
+#[cfg(not(loom))]
 pub(crate) mod shm;
 pub(crate) mod wake;
 
+#[cfg(not(loom))]
 pub(crate) use mmap::Mapping;
+#[cfg(not(loom))]
 pub(crate) use object::SegmentObject;

@@ -40,7 +40,8 @@
 //!   `wait.rs`), so that a missed wake-up costs at most that bound instead of hanging.
 //! - **macOS** has no `membarrier`: both sides use a full fence, which always pairs.
 
-use std::sync::atomic::{compiler_fence, fence, AtomicU32, Ordering};
+use crate::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::atomic::compiler_fence;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -85,6 +86,13 @@ impl FencePair {
         FencePair { asymmetric }
     }
 
+    /// The pair of a process that is (`asymmetric`) or is not registered for the asymmetric barrier,
+    /// for the protocol model, which chooses per scenario (see `protocol_steps::model`).
+    #[cfg(test)]
+    pub(crate) fn for_model(asymmetric: bool) -> FencePair {
+        FencePair { asymmetric }
+    }
+
     /// The fast side's fence, between its progress store and its load of the sleeper word.
     #[inline(always)]
     pub(crate) fn light(self) {
@@ -107,7 +115,7 @@ impl FencePair {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(loom)))]
 mod os {
     use std::sync::atomic::AtomicU32;
     use std::time::Duration;
@@ -118,6 +126,10 @@ mod os {
     const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 1 << 2;
 
     fn membarrier(command: libc::c_long) -> libc::c_long {
+        if cfg!(miri) {
+            // Miri has no membarrier: behave as a kernel without it (full fences on both sides).
+            return -1;
+        }
         // SAFETY: membarrier takes two integer arguments and touches no memory of ours.
         unsafe { libc::syscall(libc::SYS_membarrier, command, 0 as libc::c_long) }
     }
@@ -169,7 +181,7 @@ mod os {
     }
 }
 
-#[cfg(target_os = "macos")]
+#[cfg(all(target_os = "macos", not(loom)))]
 mod os {
     use std::sync::atomic::AtomicU32;
     use std::time::Duration;
@@ -229,7 +241,46 @@ mod os {
     }
 }
 
-#[cfg(test)]
+/// The loom model's kernel (see `crate::protocol_steps`): a futex made of loom's mutex and condition
+/// variable. A wait checks the word under the mutex and blocks until a wake, whatever its timeout, so a
+/// sleeper whose wake-up is lost stays blocked and loom reports the deadlock instead of the model timing
+/// out into success. Every wake wakes every sleeper, which a futex allows (callers re-check). Both fences
+/// are full fences here: that is what `membarrier` provides on Linux (every running thread executes a full
+/// barrier), and what macOS uses.
+#[cfg(loom)]
+mod os {
+    use crate::sync::atomic::{AtomicU32, Ordering};
+    use loom::sync::{Condvar, Mutex};
+    use std::time::Duration;
+
+    loom::lazy_static! {
+        static ref FUTEX: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+    }
+
+    pub(super) fn register_asymmetric() -> bool {
+        false
+    }
+
+    pub(super) fn global_barrier() -> bool {
+        true
+    }
+
+    pub(super) fn wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) {
+        let (lock, woken) = &*FUTEX;
+        let guard = lock.lock().unwrap();
+        if word.load(Ordering::SeqCst) == expected {
+            drop(woken.wait(guard).unwrap());
+        }
+    }
+
+    pub(super) fn wake_all(_word: &AtomicU32) {
+        let (lock, woken) = &*FUTEX;
+        let _guard = lock.lock().unwrap();
+        woken.notify_all();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;
