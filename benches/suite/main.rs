@@ -1,0 +1,114 @@
+//! The competitive benchmark suite: disruptor-mp across processes against its peers, in one run.
+//!
+//! Sections: round trip at 8, 64, 512 and 4096-byte events; throughput per event size (single publish,
+//! batches of 64 in place, and single publish with one round of consumer work per event); latency under
+//! load at fixed offered rates, measured from each event's intended send time; broadcast to 1, 2, 4 and
+//! 8 consumer processes. Every contender validates the data it carries (order and checksums) and a
+//! wrong event fails the run.
+//!
+//! `cargo bench --bench suite` runs the full mode (a few minutes) and writes the results table and SVG
+//! plots to `benches/results/`. `DMP_BENCH_QUICK=1 cargo bench --bench suite` is the smoke run (seconds):
+//! every contender, little data, nothing written to the repository. See `benches/README.md`.
+
+mod config;
+mod contender;
+mod iox;
+mod ipc;
+mod payload;
+mod report;
+mod round_trip;
+mod wait;
+
+use config::{by_mode, quick, Pinning};
+use contender::Contender;
+use disruptor_mp_suite::{dispatch_child_role, machine};
+use payload::{with_payload, SIZES};
+use report::{Percentiles, Results, RoundTripRow};
+
+fn main() {
+    dispatch_child_role(run_child);
+
+    let pinning = Pinning::pin_main_thread();
+    let mut results = Results {
+        machine: machine_line(&pinning),
+        ..Results::default()
+    };
+    println!("disruptor-mp benchmark suite");
+    println!("{}", results.machine);
+    println!();
+
+    round_trip_section(&pinning, &mut results);
+
+    println!();
+    println!("{}", results.markdown());
+}
+
+/// Runs one child role (see each section's `*_child`); its report goes back to the parent.
+fn run_child(role: &str) -> Result<String, String> {
+    let words: Vec<&str> = role.split_whitespace().collect();
+    match words.split_first() {
+        Some((&"echo", rest)) => round_trip::echo_child(rest),
+        _ => Err(format!("unknown child role {role:?}")),
+    }
+}
+
+/// CPU model, cores, pinning, kernel (`uname -r`) and mode, as one markdown line.
+fn machine_line(pinning: &Pinning) -> String {
+    format!(
+        "**Machine:** {} · {} logical CPUs · pinned: {} · kernel {} · mode: {}",
+        machine::cpu_model(),
+        machine::logical_cpus(),
+        pinning.describe(),
+        machine::kernel_release(),
+        if quick() {
+            "quick (DMP_BENCH_QUICK=1: smoke run, figures meaningless)"
+        } else {
+            "full"
+        }
+    )
+}
+
+/// Prints a progress line for one measurement.
+fn progress(what: &str) {
+    println!("  measured {what}");
+}
+
+/// Round trip at every size, for every contender that has one; the contenders take turns within a size.
+fn round_trip_section(pinning: &Pinning, results: &mut Results) {
+    const CONTENDERS: [Contender; 9] = [
+        Contender::Floor,
+        Contender::Ours,
+        Contender::OursFile,
+        Contender::OursBlocking,
+        Contender::Upstream,
+        Contender::Crossbeam,
+        Contender::Iceoryx2,
+        Contender::UnixSocket,
+        Contender::Pipe,
+    ];
+    println!("== round trip");
+    for bytes in SIZES {
+        for contender in CONTENDERS {
+            let slow = matches!(contender, Contender::UnixSocket | Contender::Pipe);
+            let measured = match (slow, quick()) {
+                (false, false) => 200_000,
+                (true, false) => 20_000,
+                (_, true) => 1_000,
+            };
+            let warmup = measured / 10;
+            let hist = with_payload!(bytes, P => round_trip::measure::<P>(contender, pinning, warmup, measured));
+            let latency = Percentiles::of(&hist);
+            progress(&format!(
+                "{:<44} {bytes:>5} B: p50 {} ns",
+                contender.label(),
+                latency.p50
+            ));
+            results.round_trips.push(RoundTripRow {
+                contender,
+                bytes,
+                latency,
+            });
+        }
+    }
+    let _ = by_mode(0, 0);
+}
