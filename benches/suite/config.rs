@@ -9,6 +9,10 @@ pub const QUICK_ENV: &str = "DMP_BENCH_QUICK";
 /// Environment variable that disables CPU pinning (`1`).
 pub const NO_PIN_ENV: &str = "DMP_BENCH_NO_PIN";
 
+/// Environment variable naming the sections to run, separated by commas (`round-trip`, `throughput`,
+/// `load`, `broadcast`); all when unset.
+pub const SECTIONS_ENV: &str = "DMP_BENCH_SECTIONS";
+
 /// How long any side may go without progress before the benchmark is declared broken.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long setting up a pair (attach, wait for the peer) may take.
@@ -21,6 +25,11 @@ pub const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Whether quick mode (`DMP_BENCH_QUICK=1`) is on.
 pub fn quick() -> bool {
     std::env::var(QUICK_ENV).is_ok_and(|value| value == "1")
+}
+
+/// Whether `section` is to run (see [`SECTIONS_ENV`]).
+pub fn section_wanted(section: &str) -> bool {
+    std::env::var(SECTIONS_ENV).map_or(true, |list| list.split(',').any(|s| s.trim() == section))
 }
 
 /// `full` in full mode, `quick` in quick mode.

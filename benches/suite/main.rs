@@ -17,13 +17,15 @@ mod ipc;
 mod payload;
 mod report;
 mod round_trip;
+mod spsc;
+mod throughput;
 mod wait;
 
 use config::{by_mode, quick, Pinning};
 use contender::Contender;
 use disruptor_mp_suite::{dispatch_child_role, machine};
 use payload::{with_payload, SIZES};
-use report::{Percentiles, Results, RoundTripRow};
+use report::{median, Percentiles, Results, RoundTripRow, Shape, ThroughputRow};
 
 fn main() {
     dispatch_child_role(run_child);
@@ -37,7 +39,12 @@ fn main() {
     println!("{}", results.machine);
     println!();
 
-    round_trip_section(&pinning, &mut results);
+    if config::section_wanted("round-trip") {
+        round_trip_section(&pinning, &mut results);
+    }
+    if config::section_wanted("throughput") {
+        throughput_section(&pinning, &mut results);
+    }
 
     println!();
     println!("{}", results.markdown());
@@ -48,6 +55,7 @@ fn run_child(role: &str) -> Result<String, String> {
     let words: Vec<&str> = role.split_whitespace().collect();
     match words.split_first() {
         Some((&"echo", rest)) => round_trip::echo_child(rest),
+        Some((&"consume", rest)) => throughput::consume_child(rest),
         _ => Err(format!("unknown child role {role:?}")),
     }
 }
@@ -110,5 +118,72 @@ fn round_trip_section(pinning: &Pinning, results: &mut Results) {
             });
         }
     }
-    let _ = by_mode(0, 0);
+}
+
+/// Throughput at every size and shape; the contenders take turns in every run.
+fn throughput_section(pinning: &Pinning, results: &mut Results) {
+    const CONTENDERS: [Contender; 9] = [
+        Contender::Ours,
+        Contender::OursFile,
+        Contender::OursBlocking,
+        Contender::Upstream,
+        Contender::Spsc,
+        Contender::Crossbeam,
+        Contender::Iceoryx2,
+        Contender::UnixSocket,
+        Contender::Pipe,
+    ];
+    let runs = by_mode(3, 1);
+    println!("== throughput ({runs} runs per contender, interleaved)");
+    for bytes in SIZES {
+        for shape in [Shape::Single, Shape::Batch, Shape::SingleWork] {
+            let contenders: Vec<Contender> = CONTENDERS
+                .into_iter()
+                .filter(|&contender| throughput::supports(contender, shape))
+                .collect();
+            let mut rates = vec![Vec::new(); contenders.len()];
+            for _ in 0..runs {
+                for (index, &contender) in contenders.iter().enumerate() {
+                    let (warmup, measured) = throughput_events(contender, bytes);
+                    let rate = with_payload!(bytes, P => throughput::measure::<P>(contender, shape, pinning, warmup, measured));
+                    rates[index].push(rate);
+                }
+            }
+            for (contender, rates) in contenders.into_iter().zip(rates) {
+                progress(&format!(
+                    "{:<44} {bytes:>5} B {:<30} {:>9.1} M events/s",
+                    contender.label(),
+                    shape.label(),
+                    median(&rates) / 1e6
+                ));
+                results.throughput.push(ThroughputRow {
+                    contender,
+                    shape,
+                    bytes,
+                    rates,
+                });
+            }
+        }
+    }
+}
+
+/// Warm-up and measured events of one throughput run: about 2 GiB of events (at most 20 M) in full mode,
+/// a twentieth for the peers that make a system call or more per event, a sliver in quick mode; whole
+/// batches either way.
+fn throughput_events(contender: Contender, bytes: usize) -> (u64, u64) {
+    let full = ((2u64 << 30) / bytes as u64).min(20_000_000);
+    let slow = matches!(
+        contender,
+        Contender::UnixSocket | Contender::Pipe | Contender::Iceoryx2 | Contender::OursBlocking
+    );
+    let measured = match (slow, quick()) {
+        (_, true) => 64 * 64,
+        (true, false) => full / 20,
+        (false, false) => full,
+    };
+    let measured = config::multiple_of(measured, throughput::BATCH);
+    (
+        config::multiple_of(measured / 10, throughput::BATCH),
+        measured,
+    )
 }
