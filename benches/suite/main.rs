@@ -10,10 +10,12 @@
 //! plots to `benches/results/`. `DMP_BENCH_QUICK=1 cargo bench --bench suite` is the smoke run (seconds):
 //! every contender, little data, nothing written to the repository. See `benches/README.md`.
 
+mod broadcast;
 mod config;
 mod contender;
 mod iox;
 mod ipc;
+mod load;
 mod payload;
 mod report;
 mod round_trip;
@@ -25,7 +27,8 @@ use config::{by_mode, quick, Pinning};
 use contender::Contender;
 use disruptor_mp_suite::{dispatch_child_role, machine};
 use payload::{with_payload, SIZES};
-use report::{median, Percentiles, Results, RoundTripRow, Shape, ThroughputRow};
+use report::{median, LoadRow, Percentiles, Results, RoundTripRow, Shape, ThroughputRow};
+use std::time::Duration;
 
 fn main() {
     dispatch_child_role(run_child);
@@ -45,6 +48,12 @@ fn main() {
     if config::section_wanted("throughput") {
         throughput_section(&pinning, &mut results);
     }
+    if config::section_wanted("load") {
+        load_section(&pinning, &mut results);
+    }
+    if config::section_wanted("broadcast") {
+        broadcast_section(&pinning, &mut results);
+    }
 
     println!();
     println!("{}", results.markdown());
@@ -56,6 +65,7 @@ fn run_child(role: &str) -> Result<String, String> {
     match words.split_first() {
         Some((&"echo", rest)) => round_trip::echo_child(rest),
         Some((&"consume", rest)) => throughput::consume_child(rest),
+        Some((&"record", rest)) => load::record_child(rest),
         _ => Err(format!("unknown child role {role:?}")),
     }
 }
@@ -186,4 +196,69 @@ fn throughput_events(contender: Contender, bytes: usize) -> (u64, u64) {
         config::multiple_of(measured / 10, throughput::BATCH),
         measured,
     )
+}
+
+/// Latency under load at the fixed offered rates, then at doubling rates from the last fixed one for as
+/// long as each contender sustains them.
+fn load_section(pinning: &Pinning, results: &mut Results) {
+    const FIXED_RATES: [f64; 4] = [1e6, 5e6, 20e6, 50e6];
+    const HIGHEST_TRIED: f64 = 800e6;
+    let duration = by_mode(Duration::from_millis(200), Duration::from_millis(2));
+    println!(
+        "== latency under load ({} ms per rate; sustained: delivered at >= {:.0}% of the offered rate)",
+        duration.as_millis(),
+        load::SUSTAINED_SHARE * 100.0
+    );
+    for contender in [Contender::Ours, Contender::Upstream] {
+        let mut rates = FIXED_RATES.to_vec();
+        let mut index = 0;
+        while index < rates.len() {
+            let offered = rates[index];
+            let run = load::measure(contender, pinning, offered, duration);
+            let sustained = run.sustained(offered);
+            progress(&format!(
+                "{:<44} {:>5.0} M/s offered: {:>7.1} M/s delivered, p99 {} ns{}",
+                contender.label(),
+                offered / 1e6,
+                run.achieved / 1e6,
+                run.latency.p99,
+                if sustained { "" } else { " (not sustained)" }
+            ));
+            results.load.push(LoadRow {
+                contender,
+                offered,
+                achieved: run.achieved,
+                sustained,
+                latency: run.latency,
+            });
+            if index == rates.len() - 1 && sustained && offered * 2.0 <= HIGHEST_TRIED {
+                rates.push(offered * 2.0);
+            }
+            index += 1;
+        }
+    }
+}
+
+/// Broadcast to 1, 2, 4 and 8 consumer processes.
+fn broadcast_section(pinning: &Pinning, results: &mut Results) {
+    let cores = pinning.cpu_count();
+    let measured = by_mode(5_000_000, 64 * 64);
+    println!("== broadcast ({measured} events per run)");
+    for consumers in [1, 2, 4, 8] {
+        let row = broadcast::measure(pinning, consumers, measured / 10, measured);
+        progress(&format!(
+            "broadcast to {consumers} consumers: {:.1} ns per publish, slowest consumer {:.1} M events/s",
+            row.publish_ns,
+            row.consumer_rates.iter().copied().fold(f64::INFINITY, f64::min) / 1e6
+        ));
+        results.broadcast.push(row);
+    }
+    if cores < 9 {
+        results.notes.push(format!(
+            "Broadcast: this machine has {cores} CPUs, so with more than {} busy-spinning consumers \
+             they share cores with each other and the producer; those rows measure the scheduler, not \
+             the ring, and the curve is not meaningful there (it is printed anyway).",
+            cores.saturating_sub(1)
+        ));
+    }
 }

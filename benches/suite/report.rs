@@ -11,7 +11,6 @@ pub const CURVE_QUANTILES: [f64; 7] = [0.0, 0.5, 0.75, 0.9, 0.99, 0.999, 0.9999]
 /// A latency distribution, in nanoseconds.
 #[derive(Clone, Debug)]
 pub struct Percentiles {
-    pub samples: u64,
     pub p50: u64,
     pub p99: u64,
     pub p999: u64,
@@ -29,7 +28,6 @@ impl Percentiles {
             .collect();
         curve.push((1.0, hist.max()));
         Percentiles {
-            samples: hist.len(),
             p50: hist.value_at_quantile(0.5),
             p99: hist.value_at_quantile(0.99),
             p999: hist.value_at_quantile(0.999),
@@ -303,6 +301,20 @@ impl Results {
                     ratio(Some(ours.latency.p99 as f64), Some(up.latency.p99 as f64))
                 ));
             }
+        }
+        for contender in [Contender::Ours, Contender::Upstream] {
+            let highest = self
+                .load
+                .iter()
+                .filter(|row| row.contender == contender && row.sustained)
+                .map(|row| row.offered)
+                .fold(0.0, f64::max);
+            let _ = writeln!(
+                out,
+                "\nHighest offered rate {} sustained: {:.0} M events/s",
+                contender.label(),
+                highest / 1e6
+            );
         }
         let _ = writeln!(
             out,

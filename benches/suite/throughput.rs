@@ -103,7 +103,7 @@ impl Tally {
 }
 
 /// Checks a consumer's report of `total` events and returns the time it saw the last one.
-fn verify<P: Payload>(contender: Contender, report: &str, total: u64) -> u64 {
+pub fn verify<P: Payload>(contender: Contender, report: &str, total: u64) -> u64 {
     let numbers = report_numbers(report);
     let [end_ns, seen, checksum, bad, _work] = numbers[..] else {
         panic!("{}: bad report {report:?}", contender.label());
@@ -131,7 +131,7 @@ fn verify<P: Payload>(contender: Contender, report: &str, total: u64) -> u64 {
 
 /// Publishes `warmup` then `measured` events (multiples of [`BATCH`]) through `publish(first, count)`,
 /// `count` being 1 or [`BATCH`]; returns the time the measured phase started.
-fn drive(shape: Shape, warmup: u64, measured: u64, mut publish: impl FnMut(u64, u64)) -> u64 {
+pub fn drive(shape: Shape, warmup: u64, measured: u64, mut publish: impl FnMut(u64, u64)) -> u64 {
     let step = if shape == Shape::Batch { BATCH } else { 1 };
     let mut seq = 0;
     while seq < warmup {
