@@ -13,6 +13,10 @@ pub const NO_PIN_ENV: &str = "DMP_BENCH_NO_PIN";
 /// `load`, `broadcast`); all when unset.
 pub const SECTIONS_ENV: &str = "DMP_BENCH_SECTIONS";
 
+/// Environment variable naming the directory the results page and plots go to (default
+/// `benches/results/` in full mode, a removed temporary directory in quick mode).
+pub const RESULTS_DIR_ENV: &str = "DMP_BENCH_RESULTS_DIR";
+
 /// How long any side may go without progress before the benchmark is declared broken.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long setting up a pair (attach, wait for the peer) may take.

@@ -17,6 +17,7 @@ mod iox;
 mod ipc;
 mod load;
 mod payload;
+mod plots;
 mod report;
 mod round_trip;
 mod spsc;
@@ -57,6 +58,49 @@ fn main() {
 
     println!();
     println!("{}", results.markdown());
+    write_results(&results);
+}
+
+/// Full mode: the table and the plots go to `benches/results/`, where the README embeds them, or to
+/// [`config::RESULTS_DIR_ENV`]. Quick mode writes nothing into the repository: unless that variable is
+/// set, the plots are drawn into a temporary directory (so that drawing them is checked too) and removed.
+fn write_results(results: &Results) {
+    let chosen = std::env::var_os(config::RESULTS_DIR_ENV).map(std::path::PathBuf::from);
+    let temporary = quick() && chosen.is_none();
+    let dir = match chosen {
+        Some(dir) => dir,
+        None if temporary => {
+            std::env::temp_dir().join(format!("dmp-bench-quick-{}", std::process::id()))
+        }
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results"),
+    };
+    std::fs::create_dir_all(&dir).expect("create the results directory");
+    let plots = plots::draw_all(results, &dir).unwrap_or_else(|e| panic!("drawing the plots: {e}"));
+    let mut page = String::from(
+        "# Benchmark results\n\nWritten by the last full run of `cargo bench --bench suite` (see \
+         `benches/README.md` for what each section measures). Compare contenders within this run, \
+         not with other machines or runs.\n\n",
+    );
+    page.push_str(&results.markdown());
+    for plot in &plots {
+        let name = plot.file_name().expect("a file name").to_string_lossy();
+        page.push_str(&format!("![{name}]({name})\n\n"));
+    }
+    std::fs::write(dir.join("README.md"), page).expect("write the results table");
+    if temporary {
+        println!(
+            "quick mode: drew {} plots and the results page in {}, then removed them",
+            plots.len(),
+            dir.display()
+        );
+        std::fs::remove_dir_all(&dir).expect("remove the quick mode's results");
+    } else {
+        println!(
+            "results and {} plots written to {}",
+            plots.len(),
+            dir.display()
+        );
+    }
 }
 
 /// Runs one child role (see each section's `*_child`); its report goes back to the parent.

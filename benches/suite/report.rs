@@ -168,6 +168,7 @@ impl Results {
             "### Round trip (ns; busy spin unless said; ratio = p50 / disruptor-mp shm p50)\n"
         );
         let mut sizes: Vec<usize> = self.round_trips.iter().map(|row| row.bytes).collect();
+        sizes.sort_unstable();
         sizes.dedup();
         for bytes in sizes {
             let _ = writeln!(out, "**{bytes}-byte events, round trip**\n");

@@ -357,14 +357,8 @@ pub fn accept_child(listener: &UnixListener) -> UnixStream {
 
 /// A fresh Unix socket path and its listener (the path is removed on drop).
 pub fn listen(label: &str) -> (RemoveOnDrop, UnixListener) {
-    let path = RemoveOnDrop(
-        std::env::temp_dir().join(
-            unique_path(label)
-                .file_name()
-                .expect("a file name")
-                .to_owned(),
-        ),
-    );
+    let name = unique_path(label);
+    let path = RemoveOnDrop(std::env::temp_dir().join(name.file_name().expect("a file name")));
     let listener = UnixListener::bind(&path.0).expect("bind the Unix socket");
     (path, listener)
 }
