@@ -12,6 +12,7 @@
 
 mod broadcast;
 mod config;
+mod consumers;
 mod contender;
 mod iox;
 mod ipc;
@@ -54,6 +55,10 @@ fn main() {
     }
     if config::section_wanted("broadcast") {
         broadcast_section(&pinning, &mut results);
+    }
+    if config::section_wanted("consumers") {
+        println!("== consumers: a pipeline stage, and a slow untethered reader");
+        results.consumers = Some(consumers::measure(&pinning));
     }
 
     println!();
@@ -110,6 +115,7 @@ fn run_child(role: &str) -> Result<String, String> {
         Some((&"echo", rest)) => round_trip::echo_child(rest),
         Some((&"consume", rest)) => throughput::consume_child(rest),
         Some((&"record", rest)) => load::record_child(rest),
+        Some((&("stage-echo" | "drain" | "slow-reader"), _)) => consumers::consumers_child(&words),
         _ => Err(format!("unknown child role {role:?}")),
     }
 }

@@ -106,6 +106,7 @@ pub struct Results {
     pub throughput: Vec<ThroughputRow>,
     pub load: Vec<LoadRow>,
     pub broadcast: Vec<BroadcastRow>,
+    pub consumers: Option<crate::consumers::ConsumerResults>,
     /// Plain statements about this run (oversubscription, floor movement, ...).
     pub notes: Vec<String>,
 }
@@ -156,6 +157,7 @@ impl Results {
         self.throughput_table(&mut out);
         self.load_table(&mut out);
         self.broadcast_table(&mut out);
+        self.consumers_table(&mut out);
         out
     }
 
@@ -357,5 +359,37 @@ impl Results {
             );
         }
         let _ = writeln!(out);
+    }
+
+    fn consumers_table(&self, out: &mut String) {
+        let Some(c) = &self.consumers else { return };
+        let _ = writeln!(
+            out,
+            "### Consumers (disruptor-mp shm, 8-byte events, busy spin; round trip ns)\n"
+        );
+        let _ = writeln!(out, "| variant | p50 | p99 | p99.9 | max |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        for (label, l) in [
+            ("echo behind the producer (one stage)", &c.one_stage),
+            ("echo behind another stage (two stages)", &c.two_stages),
+            ("tethered echo, alone", &c.alone),
+            (
+                "tethered echo, beside a slow untethered reader (100 µs per event)",
+                &c.beside_slow,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {label} | {} | {} | {} | {} |",
+                l.p50, l.p99, l.p999, l.max
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nProducer into a tethered drain: {:.1} M events/s alone, {:.1} M events/s beside the slow untethered reader ({}).\n",
+            c.rate_alone / 1e6,
+            c.rate_beside_slow / 1e6,
+            ratio(Some(c.rate_beside_slow), Some(c.rate_alone))
+        );
     }
 }
