@@ -19,9 +19,54 @@ pub fn unique_service(label: &str) -> String {
     )
 }
 
-/// A node of this process.
+/// The process that owns this run's iceoryx2 domain: the suite's parent process (children get it as
+/// their parent).
+fn domain_owner() -> u32 {
+    if disruptor_mp_suite::child_role().is_some() {
+        std::os::unix::process::parent_id()
+    } else {
+        std::process::id()
+    }
+}
+
+/// Where the run's iceoryx2 domain keeps its node and service directories.
+fn domain_root(owner: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("dmp-bench-iceoryx2-{owner}"))
+}
+
+/// This run's own iceoryx2 domain (a prefix for its shared-memory names and a private root directory),
+/// so that the run can remove everything iceoryx2 leaves behind without touching anyone else's.
+fn domain_config() -> Config {
+    let owner = domain_owner();
+    let mut config = Config::default();
+    config.global.prefix = FileName::new(format!("dmpb{owner}_").as_bytes())
+        .unwrap_or_else(|e| panic!("iceoryx2 prefix: {e:?}"));
+    let root = format!("{}/", domain_root(owner).display());
+    config.global.set_root_path(
+        &Path::new(root.as_bytes()).unwrap_or_else(|e| panic!("iceoryx2 root {root:?}: {e:?}")),
+    );
+    config
+}
+
+/// Removes what this run's iceoryx2 domain leaves behind when dropped: its global management segment
+/// (which iceoryx2 keeps on purpose, for every later node of the domain) and its root directory.
+pub struct Domain;
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        // SAFETY: the domain is this run's own (its prefix names this process), and every child that
+        // used it has finished or been killed by now, so no process still uses the segment.
+        let _ = unsafe {
+            iceoryx2::testing::remove_global_mgmt_segment::<ipc::Service>(&domain_config())
+        };
+        let _ = std::fs::remove_dir_all(domain_root(std::process::id()));
+    }
+}
+
+/// A node of this process, in the run's domain.
 pub fn node() -> Node<ipc::Service> {
     NodeBuilder::new()
+        .config(&domain_config())
         .create::<ipc::Service>()
         .unwrap_or_else(|e| panic!("iceoryx2 node: {e:?}"))
 }
