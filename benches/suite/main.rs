@@ -108,6 +108,33 @@ fn write_results(results: &Results) {
             dir.display()
         );
     }
+    if !quick() && std::env::var_os(config::RESULTS_DIR_ENV).is_none() {
+        embed_in_readme(results, &plots);
+    }
+}
+
+/// Marks the start of the block of the top-level README that a full run replaces.
+const README_START: &str = "<!-- benchmark results: written by `cargo bench --bench suite` -->";
+/// Marks its end.
+const README_END: &str = "<!-- end of benchmark results -->";
+
+/// Replaces the results block of the top-level README with this run's table and plots.
+fn embed_in_readme(results: &Results, plots: &[std::path::PathBuf]) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).expect("read README.md");
+    let (Some(start), Some(end)) = (readme.find(README_START), readme.find(README_END)) else {
+        println!("README.md has no results block ({README_START} ... {README_END}); not updated");
+        return;
+    };
+    let mut block = format!("{README_START}\n\n");
+    block.push_str(&results.markdown());
+    for plot in plots {
+        let name = plot.file_name().expect("a file name").to_string_lossy();
+        block.push_str(&format!("![{name}](benches/results/{name})\n\n"));
+    }
+    let updated = format!("{}{block}{}", &readme[..start], &readme[end..]);
+    std::fs::write(&path, updated).expect("write README.md");
+    println!("README.md: benchmark results block updated");
 }
 
 /// Runs one child role (see each section's `*_child`); its report goes back to the parent.
