@@ -3,7 +3,7 @@
 //! Sections: round trip at 8, 64, 512 and 4096-byte events; throughput per event size (single publish,
 //! batches of 64 in place, and single publish with one round of consumer work per event); latency under
 //! load at fixed offered rates, measured from each event's intended send time; broadcast to 1, 2, 4 and
-//! 8 consumer processes. Every contender validates the data it carries (order and checksums) and a
+//! 8 consumer processes; the cost of a pipeline stage and of a slow untethered reader. Every contender validates the data it carries (order and checksums) and a
 //! wrong event fails the run.
 //!
 //! `cargo bench --bench suite` runs the full mode (a few minutes) and writes the results table and SVG

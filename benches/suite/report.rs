@@ -195,9 +195,12 @@ impl Results {
             let p50 = |c| self.round_trip(c, bytes).map(|l| l.p50 as f64);
             let _ = writeln!(
                 out,
-                "\nus / floor: {} · us / upstream in-process: {} (p50)\n",
+                "\nAt p50: us / floor {} (target ≤ 1.2×) · us / upstream in-process {} · iceoryx2 / us {} \
+                 (target ≥ 3×) · Unix socket / us {} (target ≥ 20×)\n",
                 ratio(ours, p50(Contender::Floor)),
-                ratio(ours, p50(Contender::Upstream))
+                ratio(ours, p50(Contender::Upstream)),
+                ratio(p50(Contender::Iceoryx2), ours),
+                ratio(p50(Contender::UnixSocket), ours)
             );
         }
     }
