@@ -37,7 +37,7 @@ pub fn measure(pinning: &Pinning, consumers: usize, warmup: u64, measured: u64) 
         .wait_for_consumers(consumers, SETUP_TIMEOUT)
         .expect("every consumer attached");
     // `publish` waits without a deadline for a consumer that may have died.
-    let watchdog = Watchdog::arm("broadcast", RUN_LIMIT, Vec::new());
+    let watchdog = Watchdog::arm("broadcast", RUN_LIMIT, vec![ring.path()]);
     let start = drive(Shape::Single, warmup, measured, |seq, _| {
         producer
             .publish_with(|slot| crate::payload::Payload::fill(slot, seq))

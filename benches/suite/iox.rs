@@ -54,13 +54,19 @@ pub struct Domain;
 
 impl Drop for Domain {
     fn drop(&mut self) {
-        // SAFETY: the domain is this run's own (its prefix names this process), and every child that
-        // used it has finished or been killed by now, so no process still uses the segment.
-        let _ = unsafe {
-            iceoryx2::testing::remove_global_mgmt_segment::<ipc::Service>(&domain_config())
-        };
-        let _ = std::fs::remove_dir_all(domain_root(std::process::id()));
+        remove_domain();
     }
+}
+
+/// Removes the run's iceoryx2 domain (in the parent, once no child uses it: at the end of the run, or
+/// when a watchdog aborts it).
+pub fn remove_domain() {
+    // SAFETY: the domain is this run's own (its prefix names this process), and the callers call this only
+    // once every child that used it has finished, or when the process is about to exit, after which the
+    // children notice that their parent is gone and exit without touching the segment again.
+    let _ =
+        unsafe { iceoryx2::testing::remove_global_mgmt_segment::<ipc::Service>(&domain_config()) };
+    let _ = std::fs::remove_dir_all(domain_root(std::process::id()));
 }
 
 /// A node of this process, in the run's domain.

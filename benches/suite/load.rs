@@ -156,8 +156,8 @@ fn stamp(slot: &mut Stamped, seq: u64, intended: u64) {
 pub fn measure(contender: Contender, pinning: &Pinning, rate: f64, duration: Duration) -> LoadRun {
     let paced = ((rate * duration.as_secs_f64()) as u64).max(1);
     let total = WARMUP + paced;
-    // A blocking publish waits without a deadline for a consumer that may have died.
-    let watchdog = Watchdog::arm("latency under load", RUN_LIMIT, Vec::new());
+    // A blocking publish waits without a deadline for a consumer that may have died: each branch arms a
+    // watchdog (which removes the ring, if any, when it fires).
     let run = match contender {
         Contender::Ours => {
             // Declared before the child, so that it drops after it and removes what a killed child leaves.
@@ -166,6 +166,7 @@ pub fn measure(contender: Contender, pinning: &Pinning, rate: f64, duration: Dur
                 .with_wait_strategy(WaitStrategy::BusySpin)
                 .build_producer()
                 .expect("create the ring");
+            let _watchdog = Watchdog::arm("latency under load", RUN_LIMIT, vec![ring.path()]);
             let child = spawn(&format!(
                 "record {} {total} {}",
                 pinning.peer_arg(0),
@@ -183,6 +184,7 @@ pub fn measure(contender: Contender, pinning: &Pinning, rate: f64, duration: Dur
             parse(contender, &finish(child), total, t0, paced)
         }
         Contender::Upstream => {
+            let _watchdog = Watchdog::arm("latency under load", RUN_LIMIT, Vec::new());
             let (done_tx, done_rx) = mpsc::channel::<String>();
             let peer = pinning.clone();
             let init = move || {
@@ -215,7 +217,6 @@ pub fn measure(contender: Contender, pinning: &Pinning, rate: f64, duration: Dur
         }
         other => panic!("{} has no latency-under-load run", other.label()),
     };
-    drop(watchdog);
     run
 }
 

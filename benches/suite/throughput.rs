@@ -156,8 +156,13 @@ pub fn measure<P: Payload>(
 ) -> f64 {
     let capacity = capacity_for(P::BYTES);
     let total = warmup + measured;
-    // Every publish below that can block waits without a deadline for a consumer that may have died.
-    let watchdog = Watchdog::arm(contender.label(), RUN_LIMIT, Vec::new());
+    // Every publish below that can block waits without a deadline for a consumer that may have died. The
+    // contenders with files of their own arm a watchdog that removes them.
+    let has_files = matches!(
+        contender,
+        Contender::Ours | Contender::OursBlocking | Contender::OursFile | Contender::Spsc
+    );
+    let watchdog = (!has_files).then(|| Watchdog::arm(contender.label(), RUN_LIMIT, Vec::new()));
     let role = |args: &str| {
         format!(
             "consume {} {} {} {} {total} {capacity} {args}",
@@ -175,6 +180,7 @@ pub fn measure<P: Payload>(
         Contender::Spsc => {
             let path = RemoveOnDrop(unique_path("spsc"));
             let mut producer = SpscProducer::<P>::create(&path.0, capacity);
+            let _watchdog = Watchdog::arm(contender.label(), RUN_LIMIT, vec![path.0.clone()]);
             let child = spawn(&role(&path.0.display().to_string()));
             let start = drive(shape, warmup, measured, |_, count| {
                 producer.publish_with(count, |seq, slot| slot.fill(seq));
@@ -296,6 +302,7 @@ fn ours<P: Payload, B: TestBackend>(
         .with_wait_strategy(strategy)
         .build_producer()
         .expect("create the ring");
+    let _watchdog = Watchdog::arm(contender.label(), RUN_LIMIT, vec![ring.path()]);
     let child = spawn(&role(ring.id()));
     producer
         .wait_for_consumers(1, SETUP_TIMEOUT)

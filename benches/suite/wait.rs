@@ -76,8 +76,9 @@ impl Spin {
 }
 
 /// Bounds a step that may block without a timeout of its own (a blocking `publish` whose consumer died,
-/// a pipe read): if the guard is not dropped within `limit`, a watcher thread removes `files` (which the
-/// exit would otherwise leave behind), reports and exits the process with status 3. Children notice the
+/// a pipe read): if the guard is not dropped within `limit`, a watcher thread removes `files` and the
+/// run's iceoryx2 domain (which the exit would otherwise leave behind), reports and exits the process with
+/// status 3. Children notice the
 /// exit (their parent is gone, or their pipe or socket closes) and exit too.
 pub struct Watchdog {
     done: Option<mpsc::Sender<()>>,
@@ -94,6 +95,7 @@ impl Watchdog {
                 eprintln!(
                     "watchdog: {what} did not finish within {limit:?}; aborting the benchmark"
                 );
+                crate::iox::remove_domain();
                 for path in &files {
                     let _ = std::fs::remove_file(path);
                     if let Some(dir) = path.parent().filter(|dir| !dir.ends_with("shm")) {
