@@ -10,7 +10,7 @@ pub const QUICK_ENV: &str = "DMP_BENCH_QUICK";
 pub const NO_PIN_ENV: &str = "DMP_BENCH_NO_PIN";
 
 /// Environment variable naming the sections to run, separated by commas (`round-trip`, `throughput`,
-/// `load`, `broadcast`, `consumers`); all when unset.
+/// `load`, `broadcast`, `wake-up`, `consumers`); all when unset.
 pub const SECTIONS_ENV: &str = "DMP_BENCH_SECTIONS";
 
 /// Environment variable naming the directory the results page and plots go to (default

@@ -3,7 +3,8 @@
 //! Sections: round trip at 8, 64, 512 and 4096-byte events; throughput per event size (single publish,
 //! batches of 64 in place, and single publish with one round of consumer work per event); latency under
 //! load at fixed offered rates, measured from each event's intended send time; broadcast to 1, 2, 4 and
-//! 8 consumer processes; the cost of a pipeline stage and of a slow untethered reader. Every contender validates the data it carries (order and checksums) and a
+//! 8 consumer processes; wake-up round trips with both sides asleep; the cost of a pipeline stage and of
+//! a slow untethered reader. Every contender validates the data it carries (order and checksums) and a
 //! wrong event fails the run.
 //!
 //! `cargo bench --bench suite` runs the full mode (a few minutes) and writes the results table and SVG
@@ -29,7 +30,7 @@ use config::{by_mode, quick, Pinning};
 use contender::Contender;
 use disruptor_mp_suite::{dispatch_child_role, machine};
 use payload::{with_payload, SIZES};
-use report::{median, LoadRow, Percentiles, Results, RoundTripRow, Shape, ThroughputRow};
+use report::{median, LoadRow, Percentiles, Results, RoundTripRow, Shape, ThroughputRow, WakeRow};
 use std::time::Duration;
 
 fn main() {
@@ -57,6 +58,9 @@ fn main() {
     }
     if config::section_wanted("broadcast") {
         broadcast_section(&pinning, &mut results);
+    }
+    if config::section_wanted("wake-up") {
+        wake_up_section(&pinning, &mut results);
     }
     if config::section_wanted("consumers") {
         println!("== consumers: a pipeline stage, and a slow untethered reader");
@@ -108,7 +112,9 @@ fn write_results(results: &Results) {
             dir.display()
         );
     }
-    if !quick() && std::env::var_os(config::RESULTS_DIR_ENV).is_none() {
+    // Only a complete full run replaces the figures the README shows.
+    let complete = std::env::var_os(config::SECTIONS_ENV).is_none();
+    if !quick() && complete && std::env::var_os(config::RESULTS_DIR_ENV).is_none() {
         embed_in_readme(results, &plots);
     }
 }
@@ -340,4 +346,47 @@ fn broadcast_section(pinning: &Pinning, results: &mut Results) {
             cores.saturating_sub(1)
         ));
     }
+}
+
+/// Round trips that start with both sides asleep: the pinger sleeps a gap before each ping, long enough
+/// for a `Blocking` endpoint to have spun out and gone to sleep in the kernel. disruptor-mp with a short
+/// and with the default `Blocking`, `BusySpin` for reference (its echo never sleeps), and a Unix socket
+/// with blocking reads, in interleaved rounds.
+fn wake_up_section(pinning: &Pinning, results: &mut Results) {
+    const FEW_SPINS: disruptor_mp::WaitStrategy = disruptor_mp::WaitStrategy::Blocking {
+        spins: 100,
+        yields: 0,
+    };
+    let gap = Duration::from_micros(500);
+    let rounds = by_mode(4, 1);
+    let per_round = by_mode(2_500, 100);
+    let warmup = per_round / 10;
+    println!(
+        "== wake-up round trip ({} µs gap, {rounds} rounds of {per_round})",
+        gap.as_micros()
+    );
+    let strategies = [
+        FEW_SPINS,
+        disruptor_mp::WaitStrategy::DEFAULT_BLOCKING,
+        disruptor_mp::WaitStrategy::BusySpin,
+    ];
+    let mut hists = [(); 4].map(|_| round_trip::latency_histogram());
+    for _ in 0..rounds {
+        for (hist, strategy) in hists.iter_mut().zip(strategies) {
+            let measured = round_trip::ours_after_gap(strategy, pinning, warmup, per_round, gap);
+            hist.add(measured).expect("same histogram bounds");
+        }
+        let socket = round_trip::socket_after_gap(pinning, warmup, per_round, gap);
+        hists[3].add(socket).expect("same histogram bounds");
+    }
+    let labels = strategies
+        .iter()
+        .map(|strategy| format!("disruptor-mp shm, {strategy:?} (2 processes)"))
+        .chain(["Unix socket, blocking read (2 processes)".to_owned()]);
+    for (label, hist) in labels.zip(&hists) {
+        let latency = Percentiles::of(hist);
+        progress(&format!("{label:<70} p50 {} ns", latency.p50));
+        results.wake_up.push(WakeRow { label, latency });
+    }
+    results.wake_gap = gap;
 }

@@ -90,6 +90,12 @@ pub struct LoadRow {
     pub latency: Percentiles,
 }
 
+/// Round trips that start with the peer asleep (see the wake-up section).
+pub struct WakeRow {
+    pub label: String,
+    pub latency: Percentiles,
+}
+
 pub struct BroadcastRow {
     pub consumers: usize,
     /// Nanoseconds per publish, over the whole run.
@@ -107,6 +113,9 @@ pub struct Results {
     pub load: Vec<LoadRow>,
     pub broadcast: Vec<BroadcastRow>,
     pub consumers: Option<crate::consumers::ConsumerResults>,
+    /// The wake-up rows, the last one the Unix socket, and the gap the pinger slept before each ping.
+    pub wake_up: Vec<WakeRow>,
+    pub wake_gap: std::time::Duration,
     /// Plain statements about this run (oversubscription, floor movement, ...).
     pub notes: Vec<String>,
 }
@@ -157,6 +166,7 @@ impl Results {
         self.throughput_table(&mut out);
         self.load_table(&mut out);
         self.broadcast_table(&mut out);
+        self.wake_up_table(&mut out);
         self.consumers_table(&mut out);
         out
     }
@@ -362,6 +372,39 @@ impl Results {
             );
         }
         let _ = writeln!(out);
+    }
+
+    fn wake_up_table(&self, out: &mut String) {
+        let Some(socket) = self.wake_up.last() else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "### Wake-up round trip (8-byte events, shared memory; the pinger sleeps {} µs before each ping)\n",
+            self.wake_gap.as_micros()
+        );
+        let _ = writeln!(
+            out,
+            "| contender | p50 | p99 | p99.9 | max | p50 / Unix socket |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+        for row in &self.wake_up {
+            let l = &row.latency;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                row.label,
+                l.p50,
+                l.p99,
+                l.p999,
+                l.max,
+                ratio(Some(l.p50 as f64), Some(socket.latency.p50 as f64))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nTarget: a `Blocking` row's p50 ≤ 0.5× the Unix socket's.\n"
+        );
     }
 
     fn consumers_table(&self, out: &mut String) {

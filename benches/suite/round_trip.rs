@@ -28,10 +28,20 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Times `warmup + measured` round trips; `round_trip(seq)` performs one and checks its echo.
-fn time_round_trips(warmup: u64, measured: u64, mut round_trip: impl FnMut(u64)) -> Histogram<u64> {
+/// Times `warmup + measured` round trips; `round_trip(seq)` performs one and checks its echo. With a
+/// `gap`, the measuring side sleeps that long before each round trip (outside the timed part), so that
+/// a peer that sleeps when idle is asleep when the event comes.
+fn time_round_trips(
+    warmup: u64,
+    measured: u64,
+    gap: Option<Duration>,
+    mut round_trip: impl FnMut(u64),
+) -> Histogram<u64> {
     let mut hist = latency_histogram();
     for seq in 0..warmup + measured {
+        if let Some(gap) = gap {
+            std::thread::sleep(gap);
+        }
         let start = Instant::now();
         round_trip(seq);
         let ns = start.elapsed().as_nanos() as u64;
@@ -50,16 +60,67 @@ pub fn measure<P: Payload>(
     measured: u64,
 ) -> Histogram<u64> {
     match contender {
-        Contender::Ours => ours::<P, SharedMemory>(contender, pinning, warmup, measured),
-        Contender::OursFile => ours::<P, MappedFile>(contender, pinning, warmup, measured),
-        Contender::OursBlocking => ours::<P, SharedMemory>(contender, pinning, warmup, measured),
+        Contender::Ours | Contender::OursBlocking => {
+            let strategy = strategy_of(contender);
+            ours::<P, SharedMemory>(strategy, pinning, warmup, measured, None)
+        }
+        Contender::OursFile => {
+            ours::<P, MappedFile>(WaitStrategy::BusySpin, pinning, warmup, measured, None)
+        }
         Contender::Floor => floor(pinning, warmup, measured),
         Contender::Upstream => upstream::<P>(pinning, warmup, measured),
         Contender::Crossbeam => crossbeam::<P>(pinning, warmup, measured),
-        Contender::UnixSocket => unix_socket::<P>(pinning, warmup, measured),
+        Contender::UnixSocket => unix_socket::<P>(pinning, warmup, measured, None),
         Contender::Pipe => pipe::<P>(pinning, warmup, measured),
         Contender::Iceoryx2 => iceoryx2::<P>(pinning, warmup, measured),
         Contender::Spsc => panic!("the SPSC ring is a throughput peer only"),
+    }
+}
+
+/// Wake-up round trips of 8-byte events over shared memory with both endpoints on `strategy`, the
+/// pinger sleeping `gap` before each.
+pub fn ours_after_gap(
+    strategy: WaitStrategy,
+    pinning: &Pinning,
+    warmup: u64,
+    measured: u64,
+    gap: Duration,
+) -> Histogram<u64> {
+    ours::<[u64; 1], SharedMemory>(strategy, pinning, warmup, measured, Some(gap))
+}
+
+/// Wake-up round trips of 8-byte events through a Unix socket (blocking reads), the pinger sleeping
+/// `gap` before each.
+pub fn socket_after_gap(
+    pinning: &Pinning,
+    warmup: u64,
+    measured: u64,
+    gap: Duration,
+) -> Histogram<u64> {
+    unix_socket::<[u64; 1]>(pinning, warmup, measured, Some(gap))
+}
+
+/// A wait strategy as a word of a child's role: `busy` or `block:SPINS:YIELDS`.
+fn strategy_word(strategy: WaitStrategy) -> String {
+    match strategy {
+        WaitStrategy::Blocking { spins, yields } => format!("block:{spins}:{yields}"),
+        _ => "busy".to_owned(),
+    }
+}
+
+/// Parses [`strategy_word`].
+fn parse_strategy(word: &str) -> Result<WaitStrategy, String> {
+    let counts = |text: &str| -> Option<WaitStrategy> {
+        let (spins, yields) = text.split_once(':')?;
+        Some(WaitStrategy::Blocking {
+            spins: spins.parse().ok()?,
+            yields: yields.parse().ok()?,
+        })
+    };
+    match word.strip_prefix("block:") {
+        None if word == "busy" => Ok(WaitStrategy::BusySpin),
+        Some(text) => counts(text).ok_or_else(|| format!("bad strategy {word:?}")),
+        None => Err(format!("bad strategy {word:?}")),
     }
 }
 
@@ -80,10 +141,10 @@ pub fn echo_child(words: &[&str]) -> Result<String, String> {
     let contender = Contender::from_tag(contender);
     let bytes: usize = bytes.parse().map_err(|_| format!("bad size {bytes}"))?;
     crate::payload::with_payload!(bytes, P => match (contender, args) {
-        (Contender::Ours | Contender::OursBlocking, [ping, pong]) => {
-            echo_ours::<P, SharedMemory>(strategy_of(contender), ping, pong)
+        (Contender::Ours | Contender::OursBlocking, [strategy, ping, pong]) => {
+            echo_ours::<P, SharedMemory>(parse_strategy(strategy)?, ping, pong)
         }
-        (Contender::OursFile, [ping, pong]) => echo_ours::<P, MappedFile>(WaitStrategy::BusySpin, ping, pong),
+        (Contender::OursFile, [strategy, ping, pong]) => echo_ours::<P, MappedFile>(parse_strategy(strategy)?, ping, pong),
         (Contender::Floor, [path]) => echo_floor(path),
         (Contender::UnixSocket, [path]) => echo_stream::<P>(UnixStream::connect(path).map_err(|e| e.to_string())?),
         (Contender::Pipe, [ping, pong]) => echo_pipe::<P>(ping, pong),
@@ -99,12 +160,12 @@ pub fn echo_child(words: &[&str]) -> Result<String, String> {
 
 /// Ring A carries pings to the child, ring B carries the echoes back, both on backend `B`.
 fn ours<P: Payload, B: TestBackend>(
-    contender: Contender,
+    strategy: WaitStrategy,
     pinning: &Pinning,
     warmup: u64,
     measured: u64,
+    gap: Option<Duration>,
 ) -> Histogram<u64> {
-    let strategy = strategy_of(contender);
     // Declared before the child, so that they drop after it: they remove the rings a killed child leaves.
     let ping_ring = B::new_ring("rt-ping");
     let pong_ring = B::new_ring("rt-pong");
@@ -112,11 +173,17 @@ fn ours<P: Payload, B: TestBackend>(
         .with_wait_strategy(strategy)
         .build_producer()
         .expect("create the ping ring");
+    // The role names the backend; the strategy travels as its own word.
+    let tag = if B::KIND == <MappedFile as TestBackend>::KIND {
+        Contender::OursFile.tag()
+    } else {
+        Contender::Ours.tag()
+    };
     let child = spawn(&format!(
-        "echo {} {} {} {} {}",
-        contender.tag(),
+        "echo {tag} {} {} {} {} {}",
         P::BYTES,
         pinning.peer_arg(0),
+        strategy_word(strategy),
         ping_ring.id(),
         pong_ring.id()
     ));
@@ -128,7 +195,7 @@ fn ours<P: Payload, B: TestBackend>(
     ping.wait_for_consumers(1, SETUP_TIMEOUT)
         .expect("the child attached to the ping ring");
     let mut spin = Spin::new("the disruptor-mp echo");
-    let hist = time_round_trips(warmup, measured, |seq| {
+    let hist = time_round_trips(warmup, measured, gap, |seq| {
         ping.publish_with(|slot| slot.fill(seq))
             .expect("publish ping");
         next_event(&mut pong, strategy, &mut spin, |echo| {
@@ -207,7 +274,7 @@ fn floor(pinning: &Pinning, warmup: u64, measured: u64) -> Histogram<u64> {
     ));
     let (ping, pong) = (region.atomic_at(0), region.atomic_at(128));
     let mut spin = Spin::new("the floor echo");
-    let hist = time_round_trips(warmup, measured, |seq| {
+    let hist = time_round_trips(warmup, measured, None, |seq| {
         ping.store(seq + 1, std::sync::atomic::Ordering::Release);
         while pong.load(std::sync::atomic::Ordering::Acquire) != seq + 1 {
             spin.idle();
@@ -263,7 +330,7 @@ fn upstream<P: Payload>(pinning: &Pinning, warmup: u64, measured: u64) -> Histog
         .handle_events_and_state_with(echo, init)
         .build();
     let mut spin = Spin::new("the upstream disruptor echo");
-    let hist = time_round_trips(warmup, measured, |seq| {
+    let hist = time_round_trips(warmup, measured, None, |seq| {
         disruptor::Producer::publish(&mut ping, |slot: &mut P| slot.fill(seq));
         loop {
             match pong_poller.poll() {
@@ -306,7 +373,7 @@ fn crossbeam<P: Payload>(pinning: &Pinning, warmup: u64, measured: u64) -> Histo
         }
     });
     let mut spin = Spin::new("the crossbeam echo");
-    let hist = time_round_trips(warmup, measured, |seq| {
+    let hist = time_round_trips(warmup, measured, None, |seq| {
         ping_tx.send(P::for_seq(seq)).expect("crossbeam: send ping");
         loop {
             match pong_rx.try_recv() {
@@ -377,7 +444,12 @@ fn stream_round_trip<P: Payload>(
     assert!(echo.ends_match(seq), "stream: wrong echo for {seq}");
 }
 
-fn unix_socket<P: Payload>(pinning: &Pinning, warmup: u64, measured: u64) -> Histogram<u64> {
+fn unix_socket<P: Payload>(
+    pinning: &Pinning,
+    warmup: u64,
+    measured: u64,
+    gap: Option<Duration>,
+) -> Histogram<u64> {
     let (path, listener) = listen("rt-sock");
     let child = spawn(&format!(
         "echo {} {} {} {}",
@@ -389,7 +461,7 @@ fn unix_socket<P: Payload>(pinning: &Pinning, warmup: u64, measured: u64) -> His
     let mut stream = accept_child(&listener);
     let mut reader = stream.try_clone().expect("clone the socket");
     let mut echo = P::zeroed();
-    let hist = time_round_trips(warmup, measured, |seq| {
+    let hist = time_round_trips(warmup, measured, gap, |seq| {
         stream_round_trip(&mut stream, &mut reader, &mut echo, seq);
     });
     drop((stream, reader)); // the child reads end of file and exits
@@ -435,7 +507,7 @@ fn pipe<P: Payload>(pinning: &Pinning, warmup: u64, measured: u64) -> Histogram<
     // A pipe read has no timeout: a watchdog bounds the run.
     let watchdog = Watchdog::arm("pipe round trips", RUN_LIMIT, Vec::new());
     let mut echo = P::zeroed();
-    let hist = time_round_trips(warmup, measured, |seq| {
+    let hist = time_round_trips(warmup, measured, None, |seq| {
         stream_round_trip(&mut ping.parent_end, &mut pong.parent_end, &mut echo, seq);
     });
     drop((ping, pong)); // the child reads end of file and exits
@@ -472,7 +544,7 @@ fn iceoryx2<P: Payload>(pinning: &Pinning, warmup: u64, measured: u64) -> Histog
         .wait_for(&mut child, SETUP_TIMEOUT)
         .unwrap_or_else(|e| panic!("iceoryx2 echo: {e}"));
     let mut spin = Spin::new("the iceoryx2 echo");
-    let hist = time_round_trips(warmup, measured, |seq| {
+    let hist = time_round_trips(warmup, measured, None, |seq| {
         iox::send(&publisher, seq);
         loop {
             match subscriber.receive() {
