@@ -269,7 +269,7 @@ fn throughput_events(contender: Contender, bytes: usize) -> (u64, u64) {
     let full = ((2u64 << 30) / bytes as u64).min(20_000_000);
     let slow = matches!(
         contender,
-        Contender::UnixSocket | Contender::Pipe | Contender::Iceoryx2 | Contender::OursBlocking
+        Contender::UnixSocket | Contender::Pipe | Contender::Iceoryx2
     );
     let measured = match (slow, quick()) {
         (_, true) => 64 * 64,
