@@ -274,7 +274,7 @@ fn broadcast(results: &Results, path: &Path) -> Result<(), Failure> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d((0.8f64..10f64).log_scale(), y.log_scale())?;
+        .build_cartesian_2d((0.8f64..9f64).log_scale(), y.log_scale())?;
     chart
         .configure_mesh()
         .x_desc("consumer processes (log)")
