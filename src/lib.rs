@@ -875,3 +875,91 @@ impl<B: disruptor_mp::Backend> BackgroundPublisher<B> {
         }
     }
 }
+
+/// Where benchmarks and tests run: the CPUs this process may use, binding a thread to one, and the facts
+/// that describe the machine in a benchmark's output (CPU model, logical CPUs, kernel release).
+pub mod machine {
+    pub use affinity::{allowed_cpus, pin_current_thread};
+
+    /// Thread-to-CPU binding through the Linux affinity calls.
+    #[cfg(target_os = "linux")]
+    mod affinity {
+        /// The CPUs this process may run on (its affinity mask), in increasing order.
+        pub fn allowed_cpus() -> Vec<usize> {
+            // SAFETY: `cpu_set_t` is a plain bit array; all-zero is a valid (empty) set.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `set` is a valid, writable `cpu_set_t` of the size passed; pid 0 means this thread.
+            let rc = unsafe {
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+            };
+            if rc != 0 {
+                return Vec::new();
+            }
+            (0..libc::CPU_SETSIZE as usize)
+                // SAFETY: `cpu` is below CPU_SETSIZE, the number of bits in `set`.
+                .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+                .collect()
+        }
+
+        /// Pins the calling thread to `cpu`; returns whether the kernel accepted it.
+        pub fn pin_current_thread(cpu: usize) -> bool {
+            if cpu >= libc::CPU_SETSIZE as usize {
+                return false;
+            }
+            // SAFETY: `cpu_set_t` is a plain bit array; all-zero is a valid (empty) set.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `cpu` was checked to be below CPU_SETSIZE, the number of bits in `set`.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+            // SAFETY: `set` is a valid `cpu_set_t` of the size passed; pid 0 means the calling thread.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 }
+        }
+    }
+
+    /// macOS cannot bind a thread to a CPU: its only affinity call (`thread_policy_set` with affinity
+    /// tags) groups threads as a hint, and Apple silicon ignores it. Callers run unpinned there.
+    #[cfg(not(target_os = "linux"))]
+    mod affinity {
+        /// No CPU list is available: the caller treats the process as unpinnable.
+        pub fn allowed_cpus() -> Vec<usize> {
+            Vec::new()
+        }
+
+        /// Binding is unavailable; always `false`.
+        pub fn pin_current_thread(_cpu: usize) -> bool {
+            false
+        }
+    }
+
+    /// The number of CPUs online (0 if unknown).
+    pub fn logical_cpus() -> usize {
+        // SAFETY: sysconf only reads a system value; any name is accepted and -1 reports an error.
+        let count = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        usize::try_from(count).unwrap_or(0)
+    }
+
+    /// The CPU model as `/proc/cpuinfo` names it (`unknown CPU` where there is none).
+    pub fn cpu_model() -> String {
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".to_owned())
+    }
+
+    /// The kernel release, as `uname -r` prints it.
+    pub fn kernel_release() -> String {
+        // SAFETY: `utsname` is plain data (arrays of C chars); all-zero is a valid value.
+        let mut names: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: `names` is a valid, writable `utsname`.
+        if unsafe { libc::uname(&mut names) } != 0 {
+            return "unknown".to_owned();
+        }
+        // SAFETY: on success `release` holds a NUL-terminated string within the array.
+        let release = unsafe { std::ffi::CStr::from_ptr(names.release.as_ptr()) };
+        release.to_string_lossy().into_owned()
+    }
+}
