@@ -555,14 +555,10 @@ impl<E: RingEvent, B: Backend> Consumer<E, B> {
         mut handle: impl FnMut(&E, u64, bool),
     ) -> usize {
         let count = available.min(max as u64);
-        let first = self.ring.next_sequence();
-        for sequence in first..first + count {
-            handle(
-                self.ring.event(sequence),
-                sequence,
-                sequence + 1 == first + count,
-            );
-        }
+        let end = self.ring.next_sequence() + count;
+        self.ring.for_each_readable(count, |event, sequence| {
+            handle(event, sequence, sequence + 1 == end)
+        });
         self.ring.commit(count);
         count as usize
     }

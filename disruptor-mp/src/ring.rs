@@ -559,6 +559,21 @@ impl<E: RingEvent> ConsumerRing<E> {
         unsafe { &*self.slots.slot_ptr(sequence) }
     }
 
+    /// Hands each of the next `count` readable events to `handle` with its sequence, checking the whole
+    /// range once instead of once per event (a batch's per-event cost is then the caller's work alone).
+    #[inline(always)]
+    pub(crate) fn for_each_readable(&self, count: u64, mut handle: impl FnMut(&E, u64)) {
+        assert!(
+            count <= self.available - self.next,
+            "{count} events are not readable"
+        );
+        for sequence in self.next..self.next + count {
+            // SAFETY: `next <= sequence < next + count <= available`, the condition under which `event`
+            // hands out a reference (see there), checked once above for the whole range.
+            handle(unsafe { &*self.slots.slot_ptr(sequence) }, sequence);
+        }
+    }
+
     /// Marks `count` more events consumed and release-stores the cursor, letting the producer reuse
     /// their slots and dependent stages read them; then wakes whoever sleeps waiting for a commit.
     #[inline(always)]
