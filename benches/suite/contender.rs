@@ -108,3 +108,20 @@ pub fn report_numbers(report: &str) -> Vec<u64> {
         })
         .collect()
 }
+
+/// Fails the run unless a consumer's report says it saw all `total` events in order (`bad` is the first
+/// wrong sequence plus one, 0 when none was wrong).
+pub fn check_delivery(contender: Contender, seen: u64, bad: u64, total: u64) {
+    assert!(
+        bad == 0,
+        "{}: ORDER CHECK FAILED at sequence {}",
+        contender.label(),
+        bad - 1
+    );
+    assert_eq!(
+        seen,
+        total,
+        "{}: consumer saw {seen} of {total} events",
+        contender.label()
+    );
+}

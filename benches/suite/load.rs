@@ -5,7 +5,7 @@
 //! is counted. Ours runs across two processes, upstream `disruptor` in one.
 
 use crate::config::{Pinning, IDLE_TIMEOUT, RUN_LIMIT, SETUP_TIMEOUT};
-use crate::contender::{finish, report_numbers, spawn, Contender};
+use crate::contender::{check_delivery, finish, report_numbers, spawn, Contender};
 use crate::payload::Payload;
 use crate::report::Percentiles;
 use crate::round_trip::latency_histogram;
@@ -101,18 +101,7 @@ fn parse(contender: Contender, report: &str, total: u64, t0: u64, paced: u64) ->
     let [seen, bad, last, p50, p99, p999, max, ref curve @ ..] = numbers[..] else {
         panic!("{}: bad report {report:?}", contender.label());
     };
-    assert!(
-        bad == 0,
-        "{}: ORDER CHECK FAILED at sequence {}",
-        contender.label(),
-        bad - 1
-    );
-    assert_eq!(
-        seen,
-        total,
-        "{}: consumer saw {seen} of {total} events",
-        contender.label()
-    );
+    check_delivery(contender, seen, bad, total);
     let quantiles = crate::report::CURVE_QUANTILES.iter().copied().chain([1.0]);
     LoadRun {
         achieved: paced as f64 / (last.saturating_sub(t0).max(1) as f64 / 1e9),
