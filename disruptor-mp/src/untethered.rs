@@ -11,7 +11,8 @@
 //!
 //! The producer already announces a *horizon*: the highest gate it has used, stored in the segment before
 //! a full fence in each gate refresh, and never written at or above until a later refresh raises it (see
-//! the `registry` module). The slot of sequence `s` is next written by sequence `s + capacity`. So:
+//! the crate's `protocol_steps` module). The slot of sequence `s` is next written by sequence
+//! `s + capacity`. So:
 //!
 //! ```text
 //! untethered reader                                 producer (each gate refresh)
