@@ -69,7 +69,6 @@ impl<E: RingEvent> Slots<E> {
 pub(crate) struct ProducerRing<E> {
     segment: Segment,
     slots: Slots<E>,
-    capacity: u64,
     /// Sequence of the next event to publish (= events published so far).
     next: u64,
     /// Sequences below the gate may be written without looking at consumer cursors.
@@ -85,11 +84,9 @@ impl<E: RingEvent> ProducerRing<E> {
     /// Takes over a freshly created segment (nothing published yet).
     pub(crate) fn new(segment: Segment) -> ProducerRing<E> {
         let slots = Slots::new(&segment);
-        let capacity = segment.geometry().capacity;
         ProducerRing {
             segment,
             slots,
-            capacity,
             next: 0,
             gate: 0,
             gating: GatingSet::new(),
@@ -105,7 +102,7 @@ impl<E: RingEvent> ProducerRing<E> {
 
     /// The ring's capacity in events.
     pub(crate) fn capacity(&self) -> u64 {
-        self.capacity
+        self.slots.capacity()
     }
 
     /// Sequence the next published event will get.
@@ -144,7 +141,7 @@ impl<E: RingEvent> ProducerRing<E> {
     /// exhausted.
     #[inline(always)]
     pub(crate) fn has_room(&mut self, count: u64) -> bool {
-        debug_assert!(count <= self.capacity);
+        debug_assert!(count <= self.capacity());
         let end = self.next + count;
         if end <= self.gate {
             return true;

@@ -303,14 +303,14 @@ fn wake_sleeping_committers<W: SharedWords + ?Sized>(words: &W) {
 
 /// A consumer with nothing to read sleeps until the producer wakes consumers or `bound` passes, unless
 /// something arrived by the re-check after its fence: an event at or after `next`, an eviction notice
-/// beyond `evictions_seen`, or the ring closed. Returns whether it slept.
+/// beyond `evictions_seen`, or the ring closed.
 pub(crate) fn sleep_for_events<W: SharedWords + ?Sized>(
     words: &W,
     fences: FencePair,
     next: u64,
     evictions_seen: u64,
     bound: Duration,
-) -> bool {
+) {
     let line = words.published_line();
     let ticket = wait::announce_sleep(
         &line.consumers_sleeping,
@@ -325,7 +325,6 @@ pub(crate) fn sleep_for_events<W: SharedWords + ?Sized>(
     if nothing_new {
         ticket.sleep(&line.consumer_wake, bound);
     }
-    nothing_new
 }
 
 /// Whoever waits for a commit (the producer for room: `bit` [`commit_sleepers::PRODUCER`]; a pipeline
