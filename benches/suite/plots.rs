@@ -45,6 +45,22 @@ pub fn draw_all(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Failure> 
     Ok(files)
 }
 
+/// Draws the series labels at `position`, framed, and writes the plot's file.
+fn finish<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    position: SeriesLabelPosition,
+) -> Result<(), Failure> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 /// Where a quantile sits on the "nines" axis: p50 at 0.3, p90 at 1, p99 at 2, ..., the max at 5.
 fn nines(quantile: f64) -> f64 {
     if quantile >= 1.0 {
@@ -132,14 +148,7 @@ fn round_trip(results: &Results, bytes: usize, path: &Path) -> Result<(), Failur
             .label(row.contender.label())
             .legend(legend_mark(color));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::UpperLeft)
 }
 
 fn throughput(results: &Results, shape: Shape, path: &Path) -> Result<(), Failure> {
@@ -179,14 +188,7 @@ fn throughput(results: &Results, shape: Shape, path: &Path) -> Result<(), Failur
             .label(contender.label())
             .legend(legend_mark(color));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::LowerLeft)
 }
 
 fn load(results: &Results, path: &Path) -> Result<(), Failure> {
@@ -235,14 +237,7 @@ fn load(results: &Results, path: &Path) -> Result<(), Failure> {
             .label(format!("{} p50", contender.label()))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.mix(0.5)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::UpperLeft)
 }
 
 fn broadcast(results: &Results, path: &Path) -> Result<(), Failure> {
@@ -289,12 +284,5 @@ fn broadcast(results: &Results, path: &Path) -> Result<(), Failure> {
             .label(label)
             .legend(legend_mark(color));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::UpperLeft)
 }
